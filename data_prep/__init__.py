@@ -1,0 +1,1 @@
+"""Data builders: readers, verl parquet writers, safety-aware concatenation, hard-sample mining."""

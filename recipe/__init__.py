@@ -1,0 +1,1 @@
+"""Namespace for verl recipes shipped by this project (see ``recipe/guardreasoner_vl``)."""
