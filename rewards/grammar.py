@@ -30,17 +30,26 @@ REQUEST_LABELS = (HARMFUL, UNHARMFUL)
 #: Labels a response slot can carry; ``none`` means the sample has no response.
 RESPONSE_LABELS = (HARMFUL, UNHARMFUL, NO_RESPONSE)
 
-_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
-_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
-_RESULT_OPEN = re.compile(r"<result>", re.IGNORECASE)
-_RESULT_CLOSE = re.compile(r"</result>", re.IGNORECASE)
-_RESULT_BLOCK = re.compile(r"<result>(.*?)</result>", re.IGNORECASE | re.DOTALL)
-# A label line: "Request: harmful". The value runs to the end of the line; it is checked strictly below.
-_SLOT = re.compile(r"\b(request|response)\s*:[ \t]*([^\n\r]*)", re.IGNORECASE)
-# A label line with a label value, used to find labels placed outside the result block.
-_LABEL_LINE = re.compile(r"\b(?:request|response)\s*:\s*(?:un)?harmful\b|\bresponse\s*:\s*none\b", re.IGNORECASE)
+# The parser lower-cases the output once and then works on that copy with one tag scan, ``rfind``
+# and dict look-ups: one GRPO step scores ~8K outputs, so parsing must cost microseconds, not a stack
+# of case-insensitive regex passes (``benchmarks/bench_reward.py``).
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_RESULT_OPEN, _RESULT_CLOSE = "<result>", "</result>"
+_TAG = re.compile(r"</?(?:think|result)>")
+_WELL_FORMED_TAGS = [_THINK_OPEN, _THINK_CLOSE, _RESULT_OPEN, _RESULT_CLOSE]
+_RESULT_TAGS = [_RESULT_OPEN, _RESULT_CLOSE]
+# A slot line inside the (lower-cased) result block: "request: harmful". The value runs to the end of
+# the line; it is checked strictly in ``_read_slots``.
+_SLOT = re.compile(r"\b(request|response)\s*:[ \t]*([^\n\r]*)")
+# The same, case-insensitive, for ground-truth strings (not lower-cased: error messages quote them).
+_GT_SLOT = re.compile(r"\b(request|response)\s*:[ \t]*([^\n\r]*)", re.IGNORECASE)
+# A label *line* (first thing on its line, after optional markdown decoration) carrying a label,
+# used to find answers placed outside the result block. Anchored to a line start so that prose in
+# the reasoning ("...the user's request: harmful instructions...") does not void an answer. The
+# searched text starts with a newline and has "\r" turned into "\n": a literal first character keeps
+# the scan fast (a character class there makes it ten times slower).
+_LABEL_LINE = re.compile(r"\n[ \t>*_#\-]*(?:request|response)[ \t*_]*:[ \t*_]*(?:(?:un)?harmful|none)\b")
 _TRAILING_PUNCT = " \t.,;:!*_`'\"]"
-
 
 def normalize_label(value: Any, *, task: str = "request") -> Optional[str]:
     """Map a ground-truth label to ``harmful`` / ``unharmful`` / ``none`` (response only).
@@ -115,26 +124,38 @@ class Verdict:
         return self.request is not None and self.response is not None
 
 
-def _read_slot(block: str, name: str) -> Optional[str]:
-    """The label of slot ``name`` inside a result block, or None if absent or ambiguous."""
-    values = [m.group(2) for m in _SLOT.finditer(block) if m.group(1).lower() == name]
-    if not values:
-        return None
-    labels = set()
-    for raw in values:
-        words = raw.strip().strip(_TRAILING_PUNCT).lower().split()
-        if len(words) != 1:  # "harmful / unharmful", "harmful unharmful", empty ...
-            return None
-        word = words[0].strip(_TRAILING_PUNCT)
+def _read_slots(body: str) -> tuple[Optional[str], Optional[str]]:
+    """``(request, response)`` from a lower-cased result-block body; None where absent or ambiguous."""
+    labels: dict[str, Optional[str]] = {}
+    for match in _SLOT.finditer(body):
+        name, value = match.groups()
+        if name in labels and labels[name] is None:
+            continue  # already void
+        words = value.strip().strip(_TRAILING_PUNCT).split()
+        word = words[0].strip(_TRAILING_PUNCT) if len(words) == 1 else None  # "harmful / unharmful", ""
         allowed = REQUEST_LABELS if name == "request" else RESPONSE_LABELS
-        if word not in allowed:
-            return None
-        labels.add(word)
-    return labels.pop() if len(labels) == 1 else None  # repeated slots must agree
+        if word not in allowed or labels.get(name, word) != word:  # repeated slots must agree
+            word = None
+        labels[name] = word
+    return labels.get("request"), labels.get("response")
 
 
-def _count(pattern: re.Pattern[str], text: str) -> int:
-    return sum(1 for _ in pattern.finditer(text))
+# The released models' exact result body, in every label combination: parsed by one dict look-up.
+_CANONICAL_BODIES = {
+    f"request: {request}\nresponse: {response}": (request, response)
+    for request in REQUEST_LABELS
+    for response in RESPONSE_LABELS
+}
+
+
+def _as_text(text: Any) -> Optional[str]:
+    """``text`` as ``str`` (bytes decoded leniently), or None if it cannot be turned into one."""
+    if isinstance(text, str):
+        return text
+    try:
+        return text.decode("utf-8", "replace") if isinstance(text, (bytes, bytearray)) else str(text)
+    except Exception:  # an exotic object whose __str__ fails: unreadable, never an exception
+        return None
 
 
 def parse_verdict(text: Any) -> Verdict:
@@ -143,35 +164,42 @@ def parse_verdict(text: Any) -> Verdict:
     Rules (DESIGN.md §2, hardened against reward gaming):
 
     - case-insensitive; labels are read only inside the ``<result>`` block;
-    - exactly one result block, else nothing is read (two blocks could disagree);
-    - a slot whose value is not exactly one label (``harmful/unharmful``), or that appears twice
-      with different labels, is unread;
-    - a label line (``Request: harmful``) anywhere outside the result block voids both slots: the
-      output is trying to say two things;
+    - exactly one ``<result>`` and one ``</result>``, in that order, else nothing is read (two
+      blocks could disagree, an unclosed one has no end);
+    - a slot whose value is not exactly one label (``harmful/unharmful``, ``not harmful``), or that
+      appears twice with different labels, is unread; a repeated slot with the same label is fine;
+    - a label line (a line starting with ``Request: harmful`` or the like, markdown decoration
+      allowed) anywhere outside the result block voids both slots: the output is trying to say two
+      things. Prose that merely contains "request: harmful" mid-line does not;
     - ``None`` in the response slot means "no response".
+
+    ``format_ok`` additionally needs exactly one ``<think>`` and one ``</think>``, both before the
+    result block, in that order. Non-``str`` input is decoded (bytes) or ``str()``-ed.
     """
-    if not isinstance(text, str):
-        try:
-            text = text.decode("utf-8", "replace") if isinstance(text, (bytes, bytearray)) else str(text)
-        except Exception:  # pragma: no cover - exotic objects whose __str__ fails
-            return Verdict(None, None, False, False)
-    n_think_open, n_think_close = _count(_THINK_OPEN, text), _count(_THINK_CLOSE, text)
-    n_res_open, n_res_close = _count(_RESULT_OPEN, text), _count(_RESULT_CLOSE, text)
-    blocks = list(_RESULT_BLOCK.finditer(text))
-    result_ok = n_res_open == 1 and n_res_close == 1 and len(blocks) == 1
-    format_ok = False
-    if result_ok and n_think_open == 1 and n_think_close == 1:
-        t_open = _THINK_OPEN.search(text).start()  # type: ignore[union-attr]
-        t_close = _THINK_CLOSE.search(text).start()  # type: ignore[union-attr]
-        format_ok = t_open < t_close < blocks[0].start()
-    if not result_ok:
-        return Verdict(None, None, format_ok, result_ok)
-    block = blocks[0]
-    outside = text[: block.start()] + "\n" + text[block.end():]
+    return Verdict(*read_verdict(text))
+
+
+def read_verdict(text: Any) -> tuple[Optional[str], Optional[str], bool, bool]:
+    """:func:`parse_verdict` as a plain ``(request, response, format_ok, result_ok)`` tuple.
+
+    The reward's hot path: it skips building the frozen dataclass (a third of the parse time).
+    """
+    raw = _as_text(text)
+    if raw is None:
+        return None, None, False, False
+    low = raw.lower()  # all matching happens on this copy, so offsets never mix with ``raw``
+    tags = _TAG.findall(low)
+    if tags != _WELL_FORMED_TAGS and [t for t in tags if t in _RESULT_TAGS] != _RESULT_TAGS:
+        return None, None, False, False
+    format_ok = tags == _WELL_FORMED_TAGS
+    r_open = low.rfind(_RESULT_OPEN)  # unique, and near the end: rfind scans little
+    r_close = low.rfind(_RESULT_CLOSE)
+    outside = ("\n" + low[:r_open] + "\n" + low[r_close + len(_RESULT_CLOSE) :]).replace("\r", "\n")
     if _LABEL_LINE.search(outside):
-        return Verdict(None, None, format_ok, result_ok)
-    body = block.group(1)
-    return Verdict(_read_slot(body, "request"), _read_slot(body, "response"), format_ok, result_ok)
+        return None, None, format_ok, True
+    body = low[r_open + len(_RESULT_OPEN) : r_close]
+    request, response = _CANONICAL_BODIES.get(body.strip()) or _read_slots(body)
+    return request, response, format_ok, True
 
 
 def ground_truth_labels(ground_truth: Any) -> tuple[str, str]:
@@ -205,7 +233,12 @@ def ground_truth_labels(ground_truth: Any) -> tuple[str, str]:
             return ground_truth_labels(json.loads(stripped))
         except json.JSONDecodeError as err:
             raise ValueError(f"ground truth looks like JSON but does not parse: {err}") from None
-    slots = {m.group(1).lower(): m.group(2).strip().strip(_TRAILING_PUNCT) for m in _SLOT.finditer(stripped)}
+    slots: dict[str, str] = {}
+    for match in _GT_SLOT.finditer(stripped):
+        name = match.group(1).lower()
+        if name in slots:  # e.g. a concatenated target string: which half's label is gold?
+            raise ValueError(f"ground truth {ground_truth!r} has more than one {name.capitalize()!r} label")
+        slots[name] = match.group(2).strip().strip(_TRAILING_PUNCT)
     if "request" not in slots:
         raise ValueError(f"ground truth {ground_truth!r} has no 'Request:' label")
     return (

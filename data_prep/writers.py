@@ -1,0 +1,503 @@
+"""Writers: records → verl RL parquet, verl SFT parquet, LLaMA-Factory sharegpt, evaluation files.
+
+All writers stream: rows are shaped one at a time by a pure row function (:func:`rl_row`,
+:func:`sft_row`, :func:`eval_row`), buffered, and flushed as a parquet row group every
+``rows_per_group`` rows (1000; 100 when the buffer holds image rows, so image bytes never pile
+up), against a declared schema (an empty output is still typed). Output goes to a hidden temporary
+file renamed on success (:mod:`data_prep.atomic`), so a crash leaves no output file.
+
+RL parquet (verl ``RLHFDataset``, DESIGN.md §9)::
+
+    data_source   string                       one per source / benchmark
+    prompt        list<{role, content}>        [system INSTRUCTION, user transcript with <image>]
+    images        list<{bytes, max_pixels, min_pixels}>   one per <image>; [] for text rows
+    ability       string                       "safety"
+    reward_model  {style: "rule", ground_truth: "Request: …\\nResponse: …"}
+    extra_info    struct, the same fields on every row (EXTRA_INFO_TYPE)
+
+SFT parquet (verl ``MultiTurnSFTDataset``): ``messages`` = [system, user, assistant target] and
+``images`` as above, plus ``id``/``data_source``/``modality`` for bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_prep.atomic import atomic_output
+from data_prep.errors import ErrorPolicy, RowError
+from data_prep.images import MAX_IMAGE_PIXELS, PreparedImage, prepare_image
+from data_prep.readers import TASKS_META_KEY, UNLABELLED_META_KEY
+from data_prep.record import GuardRecord
+from data_prep.transcript import record_messages
+from rewards.grammar import parse_verdict
+
+#: Per-image pixel budget handed to the Qwen2.5-VL processor (``max_pixels``): 1280 visual tokens
+#: of 28x28, so an image plus the transcript fits the paper's 3072-token prompt limit.
+DEFAULT_MAX_PIXELS = 1280 * 28 * 28
+#: Per-image lower bound (``min_pixels``): 4 visual tokens, Qwen2.5-VL's own minimum.
+DEFAULT_MIN_PIXELS = 4 * 28 * 28
+#: Longest side stored in the files; larger images are shrunk (the processor would shrink them anyway).
+DEFAULT_MAX_SIDE = 2048
+#: Rows per parquet row group: text rows / rows holding images.
+ROWS_PER_GROUP = 1000
+IMAGE_ROWS_PER_GROUP = 100
+#: Token estimate: characters per text token (English BPE ~4) and per-message chat-template overhead.
+CHARS_PER_TOKEN = 4
+TEMPLATE_TOKENS_PER_MESSAGE = 5
+GENERATION_PROMPT_TOKENS = 3
+PATCH_PIXELS = 28 * 28  # one Qwen2.5-VL visual token after 2x2 merge of 14px patches
+ABILITY = "safety"
+
+IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("max_pixels", pa.int64()), ("min_pixels", pa.int64())])
+MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+EXTRA_INFO_TYPE = pa.struct([
+    ("id", pa.string()),
+    ("index", pa.int64()),
+    ("split", pa.string()),
+    ("modality", pa.string()),
+    ("source", pa.string()),
+    ("concat_of", pa.list_(pa.string())),
+    ("has_response", pa.bool_()),
+    ("request_label", pa.string()),
+    ("response_label", pa.string()),
+])
+RL_SCHEMA = pa.schema([
+    ("data_source", pa.string()),
+    ("prompt", pa.list_(MESSAGE_TYPE)),
+    ("images", pa.list_(IMAGE_TYPE)),
+    ("ability", pa.string()),
+    ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+    ("extra_info", EXTRA_INFO_TYPE),
+])
+SFT_SCHEMA = pa.schema([
+    ("messages", pa.list_(MESSAGE_TYPE)),
+    ("images", pa.list_(IMAGE_TYPE)),
+    ("id", pa.string()),
+    ("data_source", pa.string()),
+    ("modality", pa.string()),
+])
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """How images are stored: pixel budget for the processor, largest stored side, encoding."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_side: Optional[int] = DEFAULT_MAX_SIDE
+    fmt: str = "PNG"
+    #: decompression-bomb limit
+    limit_pixels: int = MAX_IMAGE_PIXELS
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}")
+        if self.max_side is not None and self.max_side < 28:
+            raise ValueError(f"max_side must be at least 28 pixels, got {self.max_side}")
+        if self.fmt.upper() not in ("PNG", "JPEG", "JPG"):
+            raise ValueError(f"image format must be PNG or JPEG, got {self.fmt!r}")
+
+
+@dataclass
+class WriteSummary:
+    """Counts for the closing summary of a build."""
+
+    output: str = ""
+    rows_in: int = 0
+    rows_out: int = 0
+    images: int = 0
+    images_resized: int = 0
+    images_reencoded: int = 0
+    est_prompt_tokens_total: int = 0
+    est_prompt_tokens_max: int = 0
+    by_source: Counter = field(default_factory=Counter)
+    by_modality: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    skipped_examples: list = field(default_factory=list)
+
+    @property
+    def est_prompt_tokens_mean(self) -> float:
+        return self.est_prompt_tokens_total / self.rows_out if self.rows_out else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "output": self.output, "rows_in": self.rows_in, "rows_out": self.rows_out,
+            "skipped": dict(self.skipped), "images": self.images, "images_resized": self.images_resized,
+            "images_reencoded": self.images_reencoded,
+            "est_prompt_tokens": {"mean": round(self.est_prompt_tokens_mean, 1), "max": self.est_prompt_tokens_max,
+                                  "total": self.est_prompt_tokens_total},
+            "by_source": dict(self.by_source), "by_modality": dict(self.by_modality),
+        }
+
+
+# -------------------------------------------------------------------------------------- estimates
+def estimate_image_tokens(width: int, height: int, *, max_pixels: int, min_pixels: int) -> int:
+    """Visual tokens Qwen2.5-VL spends on one image: pixels clamped to the budget / 28², plus 2 markers."""
+    pixels = min(max(width * height, min_pixels), max_pixels)
+    return max(1, round(pixels / PATCH_PIXELS)) + 2
+
+
+def estimate_prompt_tokens(messages: list[dict], image_sizes: Iterable[tuple[int, int]], options: ImageOptions) -> int:
+    """A cheap prompt-length estimate (no tokenizer): ceil(chars / 4) + template overhead + image tokens.
+
+    Meant for the summary and for spotting outliers, not for filtering: verl's ``RLHFDataset``
+    (``filter_overlong_prompts``) measures exactly.
+    """
+    text = sum(math.ceil(len(m["content"]) / CHARS_PER_TOKEN) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
+    visual = sum(
+        estimate_image_tokens(w, h, max_pixels=options.max_pixels, min_pixels=options.min_pixels) for w, h in image_sizes
+    )
+    return text + GENERATION_PROMPT_TOKENS + visual
+
+
+# ------------------------------------------------------------------------------------- row shaping
+@dataclass(frozen=True)
+class ShapedRow:
+    row: dict
+    images: tuple  # PreparedImage per image
+    est_prompt_tokens: int
+
+
+def _prepare_images(record: GuardRecord, options: ImageOptions) -> tuple[PreparedImage, ...]:
+    return tuple(
+        prepare_image(image, row_id=record.id, field=f"images[{i}]", max_side=options.max_side,
+                      fmt=options.fmt, max_pixels=options.limit_pixels)
+        for i, image in enumerate(record.images)
+    )
+
+
+def _image_cells(images: tuple[PreparedImage, ...], options: ImageOptions) -> list[dict]:
+    return [{"bytes": im.data, "max_pixels": options.max_pixels, "min_pixels": options.min_pixels} for im in images]
+
+
+def extra_info(record: GuardRecord, *, index: int, split: str) -> dict:
+    """The fixed-schema ``extra_info`` (EXTRA_INFO_TYPE) of one RL row."""
+    return {
+        "id": record.id, "index": index, "split": split, "modality": record.modality, "source": record.source,
+        "concat_of": list(record.concat_of), "has_response": record.has_response,
+        "request_label": record.request_label, "response_label": record.response_label,
+    }
+
+
+def rl_row(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
+    """One RL parquet row (RL_SCHEMA) for verl's ``RLHFDataset``."""
+    messages = record_messages(record)
+    images = _prepare_images(record, options)
+    row = {
+        "data_source": record.source,
+        "prompt": messages,
+        "images": _image_cells(images, options),
+        "ability": ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": record.ground_truth},
+        "extra_info": extra_info(record, index=index, split=split),
+    }
+    est = estimate_prompt_tokens(messages, [(im.width, im.height) for im in images], options)
+    return ShapedRow(row, images, est)
+
+
+def sft_row(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
+    """One SFT parquet row (SFT_SCHEMA) for verl's ``MultiTurnSFTDataset``.
+
+    The target must exist and agree with the record's labels: a trace that argues for the wrong
+    label would teach the model exactly that.
+    """
+    if not record.reasoning:
+        raise RowError(record.id, "reasoning", "no reasoning target", "SFT needs a reasoning target")
+    verdict = parse_verdict(record.reasoning)
+    if not verdict.format_ok or (verdict.request, verdict.response) != (record.request_label, record.response_label):
+        raise RowError(
+            record.id, "reasoning", "target disagrees with labels",
+            f"target reads Request: {verdict.request}, Response: {verdict.response} (format ok: {verdict.format_ok}); "
+            f"labels are {record.request_label}/{record.response_label}",
+        )
+    messages = record_messages(record, with_target=True)
+    images = _prepare_images(record, options)
+    row = {
+        "messages": messages, "images": _image_cells(images, options),
+        "id": record.id, "data_source": record.source, "modality": record.modality,
+    }
+    est = estimate_prompt_tokens(messages[:2], [(im.width, im.height) for im in images], options)
+    return ShapedRow(row, images, est)
+
+
+RowFn = Callable[..., ShapedRow]
+
+
+# ------------------------------------------------------------------------------------ parquet sink
+class ParquetSink:
+    """Streaming parquet writer: declared schema, row groups flushed every N rows, atomic rename.
+
+    Use as a context manager; on an exception the temporary file is removed and nothing appears
+    at ``path``.
+    """
+
+    def __init__(
+        self, path: Path, schema: pa.Schema, *, rows_per_group: int = ROWS_PER_GROUP,
+        image_rows_per_group: int = IMAGE_ROWS_PER_GROUP,
+    ) -> None:
+        if rows_per_group < 1 or image_rows_per_group < 1:
+            raise ValueError("rows per group must be positive")
+        self.path = Path(path)
+        self.schema = schema
+        self.rows_per_group = rows_per_group
+        self.image_rows_per_group = image_rows_per_group
+        self._buffer: list[dict] = []
+        self._buffer_has_images = False
+        self._atomic = atomic_output(self.path)
+        self._writer: Optional[pq.ParquetWriter] = None
+        self.rows_written = 0
+
+    def __enter__(self) -> "ParquetSink":
+        tmp = self._atomic.__enter__()
+        self._writer = pq.ParquetWriter(tmp, self.schema, compression="zstd")
+        return self
+
+    def write(self, row: dict, *, has_images: bool = False) -> None:
+        self._buffer.append(row)
+        self._buffer_has_images |= has_images
+        limit = self.image_rows_per_group if self._buffer_has_images else self.rows_per_group
+        if len(self._buffer) >= limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            table = pa.Table.from_pylist(self._buffer, schema=self.schema)
+            self._writer.write_table(table)
+            self.rows_written += len(self._buffer)
+            self._buffer, self._buffer_has_images = [], False
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            self._writer.close()
+        self._atomic.__exit__(exc_type, exc, tb)
+        return False
+
+
+def _write_parquet(
+    records: Iterable[GuardRecord], path: Path, *, schema: pa.Schema, row_fn: RowFn, split: str,
+    options: ImageOptions, policy: ErrorPolicy, start_index: int = 0,
+) -> WriteSummary:
+    summary = WriteSummary(output=str(path))
+    skipped_before = Counter(policy.skipped)
+    with ParquetSink(path, schema) as sink:
+        index = start_index
+        for record in records:
+            summary.rows_in += 1
+            shaped = policy.call(row_fn, record, index=index, split=split, options=options)
+            if shaped is None:
+                continue
+            sink.write(shaped.row, has_images=bool(shaped.images))
+            index += 1
+            _count(summary, record, shaped)
+    summary.skipped = policy.skipped - skipped_before
+    summary.skipped_examples = list(policy.examples)
+    return summary
+
+
+def _count(summary: WriteSummary, record: GuardRecord, shaped: ShapedRow) -> None:
+    summary.rows_out += 1
+    summary.images += len(shaped.images)
+    summary.images_resized += sum(im.resized for im in shaped.images)
+    summary.images_reencoded += sum(im.reencoded for im in shaped.images)
+    summary.est_prompt_tokens_total += shaped.est_prompt_tokens
+    summary.est_prompt_tokens_max = max(summary.est_prompt_tokens_max, shaped.est_prompt_tokens)
+    summary.by_source[record.source] += 1
+    summary.by_modality[record.modality] += 1
+
+
+def write_rl(
+    records: Iterable[GuardRecord], path: Path, *, split: str = "train", options: ImageOptions = ImageOptions(),
+    policy: Optional[ErrorPolicy] = None,
+) -> WriteSummary:
+    """RL parquet for verl's ``RLHFDataset`` (see the module docstring for the schema)."""
+    return _write_parquet(records, Path(path), schema=RL_SCHEMA, row_fn=rl_row, split=split, options=options,
+                          policy=policy or ErrorPolicy())
+
+
+def write_sft(
+    records: Iterable[GuardRecord], path: Path, *, split: str = "train", options: ImageOptions = ImageOptions(),
+    policy: Optional[ErrorPolicy] = None,
+) -> WriteSummary:
+    """SFT parquet for verl's ``MultiTurnSFTDataset`` (``messages`` incl. the assistant target, ``images``)."""
+    return _write_parquet(records, Path(path), schema=SFT_SCHEMA, row_fn=sft_row, split=split, options=options,
+                          policy=policy or ErrorPolicy())
+
+
+# --------------------------------------------------------------------------------- JSON-ish outputs
+class _JsonArrayWriter:
+    """Stream a JSON list (``[`` row, row, … ``]``) to an open file."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.first = handle, True
+        handle.write("[\n")
+
+    def write(self, obj: dict) -> None:
+        self.handle.write(("  " if self.first else ",\n  ") + json.dumps(obj, ensure_ascii=False))
+        self.first = False
+
+    def close(self) -> None:
+        self.handle.write("\n]\n")
+
+
+def _save_image_files(record: GuardRecord, images: tuple[PreparedImage, ...], folder: Path, rel_prefix: str) -> list[str]:
+    paths = []
+    for i, image in enumerate(images):
+        ext = "png" if image.data[:8] == b"\x89PNG\r\n\x1a\n" else "jpg"
+        name = f"{record.id}.{ext}" if len(images) == 1 else f"{record.id}-{i}.{ext}"
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(image.data)
+        paths.append(f"{rel_prefix}/{name}")
+    return paths
+
+
+def llamafactory_row(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
+    """A sharegpt row; images are kept as PreparedImage and written to files by the exporter."""
+    shaped = sft_row(record, index=index, split=split, options=options)
+    row = {"messages": shaped.row["messages"], "id": record.id}
+    return ShapedRow(row, shaped.images, shaped.est_prompt_tokens)
+
+
+def llamafactory_dataset_info(name: str, file_name: str) -> dict:
+    """The ``dataset_info.json`` entry for a sharegpt file with ``messages`` and ``images``."""
+    return {
+        name: {
+            "file_name": file_name,
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages", "images": "images"},
+            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                     "assistant_tag": "assistant", "system_tag": "system"},
+        }
+    }
+
+
+def export_llamafactory(
+    records: Iterable[GuardRecord], out_dir: Path, *, name: str = "guardreasoner_vl_train",
+    options: ImageOptions = ImageOptions(), policy: Optional[ErrorPolicy] = None,
+) -> WriteSummary:
+    """``<out_dir>/<name>.json`` (sharegpt), images under ``<out_dir>/images/<name>/``, and the entry
+    merged into ``<out_dir>/dataset_info.json`` (other entries kept)."""
+    out_dir = Path(out_dir)
+    policy = policy or ErrorPolicy()
+    file_name = f"{name}.json"
+    summary = WriteSummary(output=str(out_dir / file_name))
+    skipped_before = Counter(policy.skipped)
+    with atomic_output(out_dir / file_name) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        array = _JsonArrayWriter(handle)
+        for index, record in enumerate(records):
+            summary.rows_in += 1
+            shaped = policy.call(llamafactory_row, record, index=index, split="train", options=options)
+            if shaped is None:
+                continue
+            row = dict(shaped.row)
+            row["messages"] = [dict(m) for m in row["messages"]]
+            row["images"] = _save_image_files(record, shaped.images, out_dir / "images" / name, f"images/{name}")
+            array.write(row)
+            _count(summary, record, shaped)
+        array.close()
+    info_path = out_dir / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    info.update(llamafactory_dataset_info(name, file_name))
+    with atomic_output(info_path) as tmp:
+        tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    summary.skipped = policy.skipped - skipped_before
+    summary.skipped_examples = list(policy.examples)
+    return summary
+
+
+def eval_row(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
+    """One evaluation row: ids, task(s), texts, labels (null where the source gives none), image path."""
+    unlabelled = set(record.meta.get(UNLABELLED_META_KEY, ()))
+    tasks = record.meta.get(TASKS_META_KEY) or ["prompt", "response"]
+    images = _prepare_images(record, options)
+    row = {
+        "id": record.id, "benchmark": record.source, "task": ",".join(tasks), "modality": record.modality,
+        "request": record.request, "response": record.response,
+        "request_label": None if "request" in unlabelled else record.request_label,
+        "response_label": None if "response" in unlabelled else record.response_label,
+        "image": None,
+    }
+    est = estimate_prompt_tokens(record_messages(record), [(im.width, im.height) for im in images], options)
+    return ShapedRow(row, images, est)
+
+
+def write_eval_file(
+    records: Iterable[GuardRecord], out_dir: Path, *, benchmark: str, options: ImageOptions = ImageOptions(),
+    policy: Optional[ErrorPolicy] = None,
+) -> WriteSummary:
+    """``<out_dir>/<benchmark>.jsonl`` with images under ``out_dir/images/<benchmark>/<id>.<ext>``
+    (image paths in the rows are relative to ``out_dir``)."""
+    out_dir = Path(out_dir)
+    policy = policy or ErrorPolicy()
+    path = out_dir / f"{benchmark}.jsonl"
+    summary = WriteSummary(output=str(path))
+    skipped_before = Counter(policy.skipped)
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for index, record in enumerate(records):
+            summary.rows_in += 1
+            shaped = policy.call(eval_row, record, index=index, split="test", options=options)
+            if shaped is None:
+                continue
+            row = dict(shaped.row)
+            if shaped.images:
+                row["image"] = _save_image_files(record, shaped.images[:1], out_dir / "images" / benchmark,
+                                                 f"images/{benchmark}")[0]
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            _count(summary, record, shaped)
+    summary.skipped = policy.skipped - skipped_before
+    summary.skipped_examples = list(policy.examples)
+    return summary
+
+
+def write_eval(
+    records: Iterable[GuardRecord], out_dir: Path, *, options: ImageOptions = ImageOptions(),
+    policy: Optional[ErrorPolicy] = None,
+) -> dict[str, WriteSummary]:
+    """:func:`write_eval_file` for each benchmark (``record.source``); records must arrive grouped."""
+    summaries: dict[str, WriteSummary] = {}
+    for benchmark, group in _group_by_source(records):
+        if benchmark in summaries:
+            raise ValueError(f"benchmark {benchmark!r} appears in two separate runs of the input; group it")
+        summaries[benchmark] = write_eval_file(group, out_dir, benchmark=benchmark, options=options, policy=policy)
+    return summaries
+
+
+def _group_by_source(records: Iterable[GuardRecord]) -> Iterator[tuple[str, Iterator[GuardRecord]]]:
+    from itertools import groupby
+
+    return groupby(records, key=lambda r: r.source)
+
+
+def read_eval(path: Path) -> Iterator[GuardRecord]:
+    """Records back from an evaluation JSONL written by :func:`write_eval` (placeholders restored)."""
+    from rewards.grammar import NO_RESPONSE, UNHARMFUL
+
+    path = Path(path)
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            unlabelled = [slot for slot in ("request", "response") if row.get(f"{slot}_label") is None]
+            meta = {TASKS_META_KEY: row["task"].split(",")}
+            if unlabelled:
+                meta[UNLABELLED_META_KEY] = unlabelled
+            yield GuardRecord(
+                id=row["id"], source=row["benchmark"], request=row.get("request") or "",
+                request_label=row.get("request_label") or UNHARMFUL, response=row.get("response"),
+                response_label=row.get("response_label") or NO_RESPONSE,
+                images=(os.fspath(path.parent / row["image"]),) if row.get("image") else (), meta=meta,
+            )

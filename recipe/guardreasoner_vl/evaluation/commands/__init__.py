@@ -1,0 +1,1 @@
+"""``guardreasoner-vl`` subcommands of the evaluation harness: ``evaluate``, ``score``, ``moderate``."""

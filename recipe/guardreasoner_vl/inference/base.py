@@ -1,0 +1,166 @@
+"""The inference interface shared by evaluation, ``moderate`` and hard-sample mining.
+
+A backend turns guard prompts into generations. Callers never build prompts themselves: a
+:class:`GenerationRequest` carries the ``[system, user]`` messages from :mod:`data_prep.prompt`
+(with ``<image>`` placeholders) and the images that fill them, so every backend sees exactly the
+prompt the checkpoints were trained on. Outputs are parsed elsewhere, only by
+:func:`rewards.grammar.parse_verdict`.
+
+This module imports no third-party package, so evaluation and mining code can import the
+interface without torch, vLLM or the OpenAI client.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
+
+from data_prep.prompt import IMAGE_PLACEHOLDER, build_messages
+from data_prep.record import GuardRecord
+
+#: The paper's decoding budget for evaluation (DESIGN.md §8).
+DEFAULT_MAX_NEW_TOKENS = 4096
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to complete.
+
+    Attributes
+    ----------
+    messages : list of dict
+        ``[system, user]`` chat messages with string content and ``<image>`` placeholders, as built
+        by :func:`data_prep.prompt.build_messages`.
+    images : tuple
+        One image per ``<image>`` placeholder, in order: a ``PIL.Image``, encoded bytes, or a path.
+    key : str
+        The caller's id (usually the record id), echoed back so results can be matched.
+    """
+
+    messages: list
+    images: tuple = ()
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "images", tuple(self.images))
+        n_placeholders = sum(
+            m["content"].count(IMAGE_PLACEHOLDER) for m in self.messages if isinstance(m.get("content"), str)
+        )
+        if n_placeholders != len(self.images):
+            raise ValueError(
+                f"request {self.key!r}: {n_placeholders} '<image>' placeholder(s) but {len(self.images)} image(s)"
+            )
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One completion.
+
+    ``num_tokens`` is the number of generated tokens (0 when the backend cannot tell, e.g. a server
+    that reports no usage).
+    """
+
+    text: str
+    num_tokens: int
+
+
+@runtime_checkable
+class InferenceBackend(Protocol):
+    """What every backend offers: one call, many prompts, ``n`` samples each."""
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        seed: Optional[int] = None,
+    ) -> list[list[Generation]]:
+        """One list of ``n`` generations per request, in request order.
+
+        ``temperature == 0`` means greedy decoding (then ``n`` copies are identical).
+        """
+        ...
+
+
+def request_from_record(record: GuardRecord) -> GenerationRequest:
+    """The guard prompt for a record (built only via :mod:`data_prep.prompt`)."""
+    if len(record.images) > 1:
+        raise ValueError(f"record {record.id!r}: the guard takes at most one image, got {len(record.images)}")
+    messages = build_messages(record.request, record.response, has_image=bool(record.images))
+    return GenerationRequest(messages=messages, images=record.images, key=record.id)
+
+
+def load_image(image: Any, *, key: str = "") -> Any:
+    """An RGB ``PIL.Image`` from a PIL image, encoded bytes, a ``{"bytes"|"path": ...}`` dict, or a path.
+
+    Raises ``FileNotFoundError``/``ValueError`` naming the request: an image that fails to load must
+    never be skipped silently.
+    """
+    from PIL import Image
+
+    where = f"request {key!r}: " if key else ""
+    if isinstance(image, dict):
+        image = image.get("bytes") or image.get("path")
+    if isinstance(image, Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    try:
+        if isinstance(image, (bytes, bytearray)):
+            with Image.open(io.BytesIO(image)) as img:
+                return img.convert("RGB")
+        if isinstance(image, (str, os.PathLike)):
+            if not os.path.exists(image):
+                raise FileNotFoundError(f"{where}image file not found: {image}")
+            with Image.open(image) as img:
+                return img.convert("RGB")
+    except (OSError, Image.DecompressionBombError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f"{where}cannot decode image: {err}") from err
+    raise ValueError(f"{where}unsupported image type {type(image).__name__}")
+
+
+def check_sampling(n: int, temperature: float, top_p: float, max_new_tokens: int) -> None:
+    """Reject bad sampling options early, naming the argument."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+
+
+# name -> "module:factory"; imported lazily so choosing "openai" never imports torch.
+_BACKENDS: dict[str, str] = {
+    "hf": "recipe.guardreasoner_vl.inference.hf:HFBackend",
+    "openai": "recipe.guardreasoner_vl.inference.openai_chat:OpenAIBackend",
+    "vllm": "recipe.guardreasoner_vl.inference.vllm_offline:VLLMBackend",
+}
+
+BACKEND_NAMES = tuple(_BACKENDS)
+
+
+def register_backend(name: str, target: str) -> None:
+    """Add a backend as ``"package.module:Factory"`` (imported when first chosen)."""
+    if ":" not in target:
+        raise ValueError(f"backend target must look like 'module:Factory', got {target!r}")
+    _BACKENDS[name] = target
+
+
+def get_backend(name: str, **options: Any) -> InferenceBackend:
+    """Build the backend ``name`` (``hf``, ``openai``, ``vllm``) with its keyword options.
+
+    Raises ``ValueError`` listing the known names for an unknown one.
+    """
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown inference backend {name!r}; choose one of: {', '.join(sorted(_BACKENDS))}")
+    module_name, _, attr = _BACKENDS[name].partition(":")
+    factory: Callable[..., InferenceBackend] = getattr(importlib.import_module(module_name), attr)
+    return factory(**options)

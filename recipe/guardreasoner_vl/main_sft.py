@@ -1,0 +1,43 @@
+"""R-SFT entry point: verl's SFT trainer, unchanged, with this recipe's config.
+
+``verl.trainer.sft_trainer`` hard-codes its Hydra config folder (its own package). This module is the
+same ``main`` pointed at ``recipe/guardreasoner_vl/config/guardreasoner_vl_sft.yaml``, which composes
+verl's ``sft_trainer_engine`` through ``pkg://verl.trainer.config`` and sets the paper's values. Nothing
+else differs: dataset (``MultiTurnSFTDataset``), engine, loss and checkpointing are verl's, so upstream
+fixes arrive for free. Launch it under torchrun (one process per GPU)::
+
+    torchrun --nproc_per_node=8 -m recipe.guardreasoner_vl.main_sft \\
+        data.train_files=data/sft/train.parquet model.path=Qwen/Qwen2.5-VL-3B-Instruct
+
+(``examples/sft/run_sft.sh`` does this for 3B/7B, one or many nodes.) ``verl.trainer.sft_trainer
+--config-path=<abs path to this config folder> --config-name=guardreasoner_vl_sft`` is equivalent.
+
+verl is imported inside :func:`main`, so ``import recipe.guardreasoner_vl.main_sft`` stays light.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+#: Folder of this recipe's Hydra configs.
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+#: The R-SFT config's name in :data:`CONFIG_DIR`.
+CONFIG_NAME = "guardreasoner_vl_sft"
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base=None)
+def main(config: DictConfig) -> None:
+    """Run verl's SFT trainer on ``config`` (what ``verl.trainer.sft_trainer.main`` does)."""
+    from verl.trainer.sft_trainer import run_sft
+    from verl.utils.device import auto_set_device
+
+    # Same as verl: trainer.device follows the detected accelerator (or the registered CPU platform).
+    auto_set_device(config)
+    run_sft(config)
+
+
+if __name__ == "__main__":
+    main()
