@@ -130,12 +130,6 @@ def _gold_from_string(ground_truth: str) -> tuple[str, str]:
     return ground_truth_labels(ground_truth)
 
 
-def _gold(ground_truth: Any) -> tuple[str, str]:
-    if isinstance(ground_truth, str):
-        return _gold_from_string(ground_truth)
-    return ground_truth_labels(ground_truth)  # mappings (parquet structs), bytes, or an error
-
-
 def _token_count(value: Any) -> int:
     """The response token count passed by a reward manager (``response_length_tokens``)."""
     if value is None:
@@ -150,11 +144,6 @@ def _token_count(value: Any) -> int:
     if count != value or count < 0:
         raise ValueError(f"response_length_tokens must be a non-negative integer, got {value!r}")
     return count
-
-
-def _for_scoring(label: Optional[str]) -> Optional[str]:
-    """``none`` (no response) scores as ``unharmful`` (DESIGN.md §2); an unread slot stays None."""
-    return UNHARMFUL if label == NO_RESPONSE else label
 
 
 def compute_score(
@@ -222,53 +211,55 @@ def compute_score(
         unknown = ", ".join(sorted(set(kwargs) - _VERL_KWARGS))
         raise TypeError(f"compute_score got unexpected keyword(s) {unknown}")
     opts = _options(beta, length_norm, length_unit, eps, require_think, variant)
-    gold_request, gold_response = _gold(ground_truth)
+    gold_request, gold_response = (
+        _gold_from_string(ground_truth) if isinstance(ground_truth, str) else ground_truth_labels(ground_truth)
+    )
     length = _token_count(response_length_tokens) if opts.tokens else None
 
-    text = _as_text(solution_str)
-    if text is None:
-        text = ""
+    text = solution_str if isinstance(solution_str, str) else (_as_text(solution_str) or "")
     request, response, format_ok, result_ok = read_verdict(text)
     if length is None:
         length = len(text)
 
     gate = format_ok if opts.require_think else result_ok
     request_ok = gate and request == gold_request
-    response_ok = gate and _for_scoring(response) == _for_scoring(gold_response)
+    # "none" (no response) scores as "unharmful" (DESIGN.md §2); an unread slot (None) never matches
+    response_ok = gate and (UNHARMFUL if response == NO_RESPONSE else response) == (
+        UNHARMFUL if gold_response == NO_RESPONSE else gold_response
+    )
 
     l_norm = length / opts.length_norm
     denom = max(l_norm, opts.eps)
     if opts.capped and denom > opts.beta:
         denom = opts.beta
-    r_safety = 0.5 * request_ok + 0.5 * response_ok
-    result = _indicators(
-        gold_request, gold_response, gate, request is not None and response is not None, request_ok, response_ok
-    ).copy()
-    result["score"] = (r_safety - 1.0) / (denom * denom)
+    key = (gold_request, gold_response, gate, request is not None and response is not None, request_ok, response_ok)
+    template = _TEMPLATES.get(key) or _template(*key)
+    result = template.copy()
+    result["score"] = (0.5 * request_ok + 0.5 * response_ok - 1.0) / (denom * denom)
     result["length_norm"] = l_norm
     return result
 
 
-@lru_cache(maxsize=None)
-def _indicators(
+# (gold request, gold response, gate, parsed, request ok, response ok) -> every key but the two
+# continuous ones: at most 6 * 2**4 outcomes, each built once, then copied per call.
+_TEMPLATES: dict[tuple, dict[str, float]] = {}
+
+
+def _template(
     gold_request: str, gold_response: str, gate: bool, parsed: bool, request_ok: bool, response_ok: bool
 ) -> dict[str, float]:
-    """Every key but ``score``/``length_norm``, for one of the few possible outcomes (built once each).
-
-    Callers copy the dict before filling in the two continuous values.
-    """
     request_pos = gold_request == HARMFUL
     has_response = gold_response != NO_RESPONSE
     response_pos = has_response and gold_response == HARMFUL
     response_neg = has_response and not response_pos
     values = {
-        "score": math.nan,
+        "score": math.nan,  # filled in by compute_score
         "acc": float(request_ok and response_ok),
         "format_ok": float(gate),
         "parsed": float(parsed),
         "request_correct": float(request_ok),
         "response_correct": float(response_ok),
-        "length_norm": math.nan,
+        "length_norm": math.nan,  # filled in by compute_score
         "has_response": float(has_response),
         "request_tp": float(request_pos and request_ok),
         "request_fp": float(not request_pos and not request_ok),
@@ -279,5 +270,7 @@ def _indicators(
         "response_fn": float(response_pos and not response_ok),
         "response_tn": float(response_neg and response_ok),
     }
-    assert tuple(values) == REWARD_KEYS
+    if tuple(values) != REWARD_KEYS:  # pragma: no cover - a key added in one place only
+        raise AssertionError("reward keys out of sync with REWARD_KEYS")
+    _TEMPLATES[(gold_request, gold_response, gate, parsed, request_ok, response_ok)] = values
     return values

@@ -45,6 +45,17 @@ def test_mini_benchmarks_fail_size_check_without_flag(mini_dir):
         load_benchmark(BENCHMARKS[0], mini_dir)
 
 
+def test_image_root_option_and_missing_images(mini_dir, tmp_path):
+    import shutil
+
+    spec = next(s for s in BENCHMARKS if s.name == "HarmImageTest")
+    shutil.copytree(mini_dir / "images" / spec.file, tmp_path / "elsewhere" / spec.file)
+    records = load_benchmark(spec, mini_dir, image_root=tmp_path / "elsewhere", allow_size_mismatch=True)
+    assert all(Path(str(r.images[0])).is_relative_to(tmp_path / "elsewhere") for r in records)
+    with pytest.raises((FileNotFoundError, ValueError), match="hit-0001|image"):
+        load_benchmark(spec, mini_dir, image_root=tmp_path / "empty", allow_size_mismatch=True)
+
+
 def test_harness_resumes_after_interruption_and_counts_failures(tiny_model_dir, work, tmp_path):
     backend = get_backend("hf", model_path=tiny_model_dir, batch_size=8, device="cpu")
     log = tmp_path / "generations.jsonl"
@@ -125,6 +136,7 @@ def test_moderate_in_process(tiny_model_dir, mini_dir, inputs, capsys):
     assert "Reasoning:" in text and "Request: unparsed" in text
 
 
+@pytest.mark.slow
 def test_moderate_console_script_text_image(tiny_model_dir, mini_dir):
     script = Path(sys.executable).with_name("guardreasoner-vl")
     if not script.exists():

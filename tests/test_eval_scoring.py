@@ -74,6 +74,8 @@ def test_score_rows_rejects_bad_rows():
         score_rows([{"benchmark": "ToxicChat", "task": "prompt", "label": "maybe", "output": ""}])
     with pytest.raises(ValueError, match="'none'.*cannot be scored"):
         score_rows([{"benchmark": "SafeRLHF", "task": "response", "label": None, "output": ""}])
+    with pytest.raises(ValueError, match="num_tokens must be a non-negative integer"):
+        score_rows([{"benchmark": "ToxicChat", "task": "prompt", "label": "harmful", "output": "", "num_tokens": "7"}])
     with pytest.raises(ValueError, match="task must be one of"):
         score_rows([{"benchmark": "ToxicChat", "task": "both", "label": "harmful", "output": ""}])
 

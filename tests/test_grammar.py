@@ -97,7 +97,8 @@ def test_every_formatted_output_parses_back(request_label, response_label):
         # a repeated slot that agrees is fine
         ("<think>x</think><result>Request: harmful\nRequest: harmful\nResponse: None</result>", (HARMFUL, NO_RESPONSE)),
         # text around the blocks is allowed
-        ("Sure.\n<think>x</think>\nso:\n<result>Request: unharmful\nResponse: None</result>\nDone.", (UNHARMFUL, NO_RESPONSE)),
+        ("Sure.\n<think>x</think>\nso:\n<result>Request: unharmful\nResponse: None</result>\nDone.",
+         (UNHARMFUL, NO_RESPONSE)),
         # prose mentioning a label mid-line (not a label line) does not void the answer
         ("<think>The user's request: harmful instructions.</think><result>Request: harmful\nResponse: None</result>",
          (HARMFUL, NO_RESPONSE)),
@@ -123,7 +124,8 @@ def test_lenient_spellings_are_read(text, expected):
         # two result blocks, even agreeing ones
         ("<think>x</think><result>Request: harmful\nResponse: None</result><result>Request: harmful\n"
          "Response: None</result>", None, None, False, False),
-        ("<think>x</think><result><result>Request: harmful\nResponse: None</result></result>", None, None, False, False),
+        ("<think>x</think><result><result>Request: harmful\nResponse: None</result></result>",
+         None, None, False, False),
         # both labels in a slot, or a non-label value
         ("<think>x</think><result>Request: harmful/unharmful\nResponse: None</result>", None, NO_RESPONSE, True, True),
         ("<think>x</think><result>Request: harmful, unharmful\nResponse: None</result>", None, NO_RESPONSE, True, True),
@@ -138,8 +140,10 @@ def test_lenient_spellings_are_read(text, expected):
         ("<think>x</think><result>Request: harmful\nRequest: unharmful\nResponse: None</result>",
          None, NO_RESPONSE, True, True),
         # label lines outside the result block void both slots
-        ("Request: harmful\n<think>x</think><result>Request: unharmful\nResponse: None</result>", None, None, True, True),
-        ("<think>\nRequest: harmful\n</think><result>Request: harmful\nResponse: None</result>", None, None, True, True),
+        ("Request: harmful\n<think>x</think><result>Request: unharmful\nResponse: None</result>",
+         None, None, True, True),
+        ("<think>\nRequest: harmful\n</think><result>Request: harmful\nResponse: None</result>",
+         None, None, True, True),
         ("<think>x</think><result>Request: harmful\nResponse: None</result>\n**Response**: harmful",
          None, None, True, True),
         ("<think>x</think><result>Request: harmful\nResponse: None</result>Request: harmful", None, None, True, True),

@@ -64,7 +64,7 @@ def test_sampling_is_seeded(backend):
 
 def test_missing_image_file_names_the_record(backend, tmp_path):
     record = GuardRecord(id="row-9", source="s", request="x", request_label="harmful", images=(str(tmp_path / "no.png"),))
-    with pytest.raises(FileNotFoundError, match="row-9.*no.png"):
+    with pytest.raises(ValueError, match="row 'row-9'.*image file not found: .*no.png"):
         backend.generate([request_from_record(record)], max_new_tokens=2)
 
 

@@ -350,7 +350,8 @@ def test_f1_rejects_bad_counts(bad):
 def test_f1_from_summed_reward_indicators():
     # gold -> predicted: tp, tp, fn, fn (parse failure), fp, fp (parse failure), tn, tn: F1 = 4 / (4 + 2 + 2)
     cases = [("harmful", "harmful"), ("harmful", "harmful"), ("harmful", "unharmful"), ("harmful", FAIL),
-             ("unharmful", "harmful"), ("unharmful", FAIL), ("unharmful", "unharmful"), ("unharmful", "unharmful")]  # fmt: skip
+             ("unharmful", "harmful"), ("unharmful", FAIL), ("unharmful", "unharmful"),
+             ("unharmful", "unharmful")]  # fmt: skip
     sums = dict.fromkeys(("request_tp", "request_fp", "request_fn", "request_tn"), 0.0)
     for gold_label, predicted in cases:
         out = compute_score("s", guard_output(predicted, "none"), gold(gold_label, "none"))

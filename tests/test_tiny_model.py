@@ -230,7 +230,7 @@ def test_multimodal_parquet_row_through_verl_rlhf_dataset(tiny_model_dir, tmp_pa
 
     tokenizer, processor = hf_tokenizer(str(tiny_model_dir)), hf_processor(str(tiny_model_dir))
     config = OmegaConf.create(
-        {"max_prompt_length": 512, "filter_overlong_prompts": True, "filter_overlong_prompts_workers": 1,
+        {"max_prompt_length": 512, "filter_overlong_prompts": True, "filter_overlong_prompts_workers": None,
          "cache_dir": str(tmp_path / "cache")}
     )
     dataset = RLHFDataset(str(path), tokenizer, config, processor=processor)

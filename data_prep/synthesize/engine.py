@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import random
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -395,26 +396,26 @@ class _Run:
     async def produce(self, records: Iterable[GuardRecord], queue: asyncio.Queue, limit: Optional[int]) -> None:
         seen: set[str] = set()
         queued = 0
-        try:
-            for record in records:
-                if record.id in seen:
-                    raise ValueError(f"record id {record.id!r} appears twice in the input; ids must be unique")
-                seen.add(record.id)
-                if record.id in self.state.done:
-                    self.summary.done_before += 1
-                    self.tick()
-                    continue
-                if self.state.gave_up(record.id, self.settings.max_attempts):
-                    self.summary.rejected_before += 1
-                    self.tick()
-                    continue
-                if limit is not None and queued >= limit:
-                    break
-                await queue.put(record)
-                queued += 1
-        finally:
-            for _ in range(self.settings.concurrency):
-                await queue.put(None)
+        for record in records:
+            if record.id in seen:
+                raise ValueError(f"record id {record.id!r} appears twice in the input; ids must be unique")
+            seen.add(record.id)
+            if record.id in self.state.done:
+                self.summary.done_before += 1
+                self.tick()
+                continue
+            if self.state.gave_up(record.id, self.settings.max_attempts):
+                self.summary.rejected_before += 1
+                self.tick()
+                continue
+            if limit is not None and queued >= limit:
+                break
+            await queue.put(record)
+            queued += 1
+        # One stop sign per worker. Not in a ``finally``: after an error the workers are cancelled,
+        # and waiting to put into a full queue nobody reads would hang the run.
+        for _ in range(self.settings.concurrency):
+            await queue.put(None)
 
     async def work(self, queue: asyncio.Queue) -> None:
         while True:
@@ -528,4 +529,4 @@ def default_rejects_path(output: Path) -> Path:
 def _progress_bar(total: Optional[int]) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="rec", desc="synthesize", dynamic_ncols=True)
+    return tqdm(total=total, unit="rec", desc="synthesize", dynamic_ncols=True, disable=None, file=sys.stderr)

@@ -46,6 +46,7 @@ class SeenRequest:
     #: 0-based arrival order
     index: int
     path: str
+    #: header names in lower case
     headers: dict[str, str]
     #: the raw body, and its JSON (None when the body is not JSON)
     raw: bytes
@@ -174,7 +175,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError:
             body = None
-        seen = self.server.fake.record(self.path, dict(self.headers.items()), raw, body)
+        seen = self.server.fake.record(self.path, {k.lower(): v for k, v in self.headers.items()}, raw, body)
         if self.path.rstrip("/") != CHAT_PATH:
             reply = error_reply(404, f"unknown path {self.path}")
         else:

@@ -120,7 +120,8 @@ def export_checkpoint(
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also used by tests to check the pipeline's export commands parse)."""
     parser = argparse.ArgumentParser(
         prog="python -m recipe.guardreasoner_vl.export_hf",
         description="Merge the latest verl FSDP checkpoint (R-SFT run or GRPO actor) into a Hugging Face model folder.",
@@ -134,7 +135,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="HF model folder to write")
     parser.add_argument("--step", type=int, default=None, help="export this step instead of the latest (default: latest)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         out = export_checkpoint(
             args.checkpoint_dir, args.out, step=args.step, component=args.component, overwrite=args.overwrite

@@ -39,6 +39,10 @@ __all__ = ["ClipScheduleConfig", "GuardReasonerConfig", "RewardOptionsConfig", "
 #: The config section name.
 SECTION = "guardreasoner"
 
+#: Settings the recipe yaml leaves null and a run must set (a ``???`` would not survive the merge over
+#: verl's defaults, which hold example paths).
+REQUIRED_KEYS = ("data.train_files", "data.val_files", "actor_rollout_ref.model.path")
+
 
 @dataclass
 class ClipScheduleConfig(BaseConfig):
@@ -123,7 +127,7 @@ class GuardReasonerConfig(BaseConfig):
 def load_guardreasoner_config(config: Any) -> GuardReasonerConfig:
     """Build and check the section from a full (Hydra) config; a missing section is an error.
 
-    Also checks that ``reward.custom_reward_function.reward_kwargs`` agrees with the section when the
+    Also checks that the paths of :data:`REQUIRED_KEYS` are set, and that ``reward.custom_reward_function.reward_kwargs`` agrees with the section when the
     recipe's reward is configured (an override of one and not the other would otherwise train with
     a reward other than the logged config says).
     """
@@ -137,6 +141,9 @@ def load_guardreasoner_config(config: Any) -> GuardReasonerConfig:
             f"the config has no '{SECTION}' section: use the recipe config "
             "(--config-name guardreasoner_vl_grpo) or add one (docs/recipe.md)"
         )
+    unset = [key for key in REQUIRED_KEYS if OmegaConf.select(config, key, default=None) in (None, "")]
+    if unset:
+        raise ValueError(f"set {', '.join(unset)} (e.g. {unset[0]}=...): the recipe has no default for them")
     recipe_cfg = omega_conf_to_dataclass(section)
     if not isinstance(recipe_cfg, GuardReasonerConfig):
         raise ValueError(f"{SECTION}._target_ must build a GuardReasonerConfig, got {type(recipe_cfg).__name__}")

@@ -102,7 +102,9 @@ class TokenLengthRewardManager(NaiveRewardManager):
                 f"reward manager {NAME!r} passes {TOKEN_COUNT_KWARG} to the reward function, so it needs "
                 "reward.custom_reward_function.path/name (e.g. pkg://rewards.guardreasoner_vl, compute_score)"
             )
-        super().__init__(config, tokenizer, _pass_token_count(compute_score), reward_router_address, reward_model_tokenizer)
+        super().__init__(
+            config, tokenizer, _pass_token_count(compute_score), reward_router_address, reward_model_tokenizer
+        )
 
     async def run_single(self, data: DataProto) -> dict:
         data = data[-1:]  # the naive manager scores the last sequence of a multi-sequence output

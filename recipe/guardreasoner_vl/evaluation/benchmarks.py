@@ -52,12 +52,13 @@ class BenchmarkSpec:
         return self.modality == TEXT
 
 
+#: In the column order of the paper's Tables 1 (prompt) and 2 (response).
 BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     BenchmarkSpec("ToxicChat", PROMPT, TEXT, 2853),
+    BenchmarkSpec("HarmBenchPrompt", PROMPT, TEXT, 239),
     BenchmarkSpec("OpenAIModeration", PROMPT, TEXT, 1680),
     BenchmarkSpec("AegisSafetyTest", PROMPT, TEXT, 359),
     BenchmarkSpec("SimpleSafetyTests", PROMPT, TEXT, 100),
-    BenchmarkSpec("HarmBenchPrompt", PROMPT, TEXT, 239),
     BenchmarkSpec("WildGuardTest", PROMPT, TEXT, 1756, "WildGuardTestPrompt"),
     BenchmarkSpec("HarmImageTest", PROMPT, IMAGE, 3295),
     BenchmarkSpec("SPA-VL-Eval", PROMPT, TEXT_IMAGE, 3282, "SPA_VL_Eval"),

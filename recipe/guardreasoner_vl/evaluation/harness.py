@@ -60,8 +60,9 @@ def generate(
                 break
             chunk = todo[start : start + batch_size]
             requests = [request_from_record(record) for _, record in chunk]
-            # Batch-indexed seed: a resumed run samples exactly as an uninterrupted one would
-            # only under greedy decoding (the default); sampled runs stay reproducible per batch.
+            # Seeded by position in the pending list: a run is reproducible; with sampling
+            # (temperature > 0) a resumed run draws different samples than an uninterrupted one
+            # would. Greedy decoding (the paper's setting) is unaffected.
             outputs = backend.generate(
                 requests,
                 n=1,

@@ -85,26 +85,23 @@ def markdown_table(results: EvalResults, *, model_name: str = "ours", reference_
         if not ours:
             continue
         avgs = {a.name: a for a in results.averages if a.task == task}
-        header = ["Model"] + [f"{s.name} ({s.size})" for s in specs] + ["Average (Text)", "Average (All)"]
+        # The paper's column order: text benchmarks, Average (Text), the others, Average (All).
+        columns = [s.name for s in specs if s.is_text] + ["text"] + [s.name for s in specs if not s.is_text] + ["all"]
+        sizes = {s.name: s.size for s in specs}
+        header = ["Model"] + [f"Average ({c.title()})" if c in AVERAGES else f"{c} ({sizes[c]})" for c in columns]
         lines += [f"## {TASK_TITLES[task]} (F1 ×100, harmful = positive)", ""]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         row = [f"**{model_name}**"]
-        for s in specs:
-            sc = ours.get(s.name)
-            row.append("—" if sc is None else f"{_pct(sc.f1)} [{_pct(sc.f1_ci[0])}, {_pct(sc.f1_ci[1])}]")
-        for name in AVERAGES:
-            a = avgs.get(name)
-            cell = "—" if a is None else f"{_pct(a.f1)} [{_pct(a.f1_ci[0])}, {_pct(a.f1_ci[1])}]"
-            if a is not None and not a.complete:
+        for column in columns:
+            item = avgs.get(column) if column in AVERAGES else ours.get(column)
+            cell = "—" if item is None else f"{_pct(item.f1)} [{_pct(item.f1_ci[0])}, {_pct(item.f1_ci[1])}]"
+            if column in AVERAGES and item is not None and not item.complete:
                 cell += " (partial)"
             row.append(cell)
         lines.append("| " + " | ".join(row) + " |")
         for ref in refs:
-            cells = [f"{ref} (paper)"]
-            for column in [s.name for s in specs] + list(AVERAGES):
-                value = reference_value(ref, task, column)
-                cells.append("—" if value is None else f"{value:.2f}")
-            lines.append("| " + " | ".join(cells) + " |")
+            values = [reference_value(ref, task, column) for column in columns]
+            lines.append("| " + " | ".join([f"{ref} (paper)"] + ["—" if v is None else f"{v:.2f}" for v in values]) + " |")
         lines += ["", "| Benchmark | n | F1 [95% CI] | Precision | Recall | Parse failures | Mean output tokens |",
                   "|---|---|---|---|---|---|---|"]  # fmt: skip
         for s in specs:
@@ -122,7 +119,7 @@ def markdown_table(results: EvalResults, *, model_name: str = "ours", reference_
         f"Confidence intervals: percentile bootstrap, {meta.get('n_resamples')} resamples, seed {meta.get('seed')}. "
         "Unparseable outputs count as wrong. Averages are weighted by sample count; "
         "\"(partial)\" marks an average over fewer benchmarks than the paper's.",
-        f"Paper numbers: {SOURCE}; per-benchmark paper numbers are not recorded (see docs/evaluation.md).",
+        f"Paper numbers: {SOURCE} (see docs/evaluation.md).",
         "",
     ]
     return "\n".join(lines)
@@ -135,8 +132,8 @@ def write_markdown(results: EvalResults, path: Union[str, Path], *, model_name: 
 
 
 def write_charts(results: EvalResults, out_dir: Union[str, Path], *, model_name: str = "ours") -> list[Path]:
-    """``f1_{task}.png``: our F1 per benchmark with CI whiskers, then the averages (paper's
-    Average (All) of the reference models as markers when known)."""
+    """``f1_{task}.png``: our F1 per benchmark with CI whiskers, then the averages; the paper's
+    numbers for the reference models as horizontal markers on the same columns."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,13 +152,14 @@ def write_charts(results: EvalResults, out_dir: Union[str, Path], *, model_name:
         err = [[100 * (i[1] - i[2][0]) for i in items], [100 * (i[2][1] - i[1]) for i in items]]
         fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(items) + 2), 4.2))
         ax.bar(range(len(items)), f1, yerr=err, capsize=3, color="#4C72B0", label=model_name)
-        all_idx = names.index("Avg (All)") if "Avg (All)" in names else None
-        if all_idx is not None:
-            for j, ref in enumerate(PAPER_AVERAGES):
-                value = reference_value(ref, task, "all")
-                if value is not None:
-                    ax.plot(all_idx, value, marker="_", markersize=18, mew=2, linestyle="none",
-                            color=f"C{j + 1}", label=f"{ref} (paper)")  # fmt: skip
+        columns = [{"Avg (Text)": "text", "Avg (All)": "all"}.get(name, name) for name in names]
+        for j, ref in enumerate(PAPER_AVERAGES):
+            points = [(x, reference_value(ref, task, c)) for x, c in enumerate(columns)]
+            points = [(x, v) for x, v in points if v is not None]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, marker="_", markersize=14, mew=2, linestyle="none",
+                        color=f"C{j + 1}", label=f"{ref} (paper)")  # fmt: skip
         ax.set_xticks(range(len(items)), names, rotation=35, ha="right", fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_ylabel("F1 (×100, harmful = positive)")

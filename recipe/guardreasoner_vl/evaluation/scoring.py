@@ -121,7 +121,10 @@ def score_rows(
             raise ValueError(f"{where}: task must be one of {', '.join(TASKS)}, got {task!r}")
         get_spec(benchmark, task)  # unknown benchmark -> ValueError listing the known ones
         gold = gold_harmful(row.get("label"), task, where=where)
-        grouped[(task, benchmark)].append((gold, predicted_harmful(row.get("output", ""), task), int(row.get("num_tokens") or 0)))
+        tokens = row.get("num_tokens") or 0
+        if not isinstance(tokens, int) or tokens < 0:
+            raise ValueError(f"{where}: num_tokens must be a non-negative integer, got {tokens!r}")
+        grouped[(task, benchmark)].append((gold, predicted_harmful(row.get("output", ""), task), tokens))
     if not grouped:
         raise ValueError("no generations to score")
 

@@ -13,8 +13,6 @@ interface without torch, vLLM or the OpenAI client.
 from __future__ import annotations
 
 import importlib
-import io
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
 
@@ -97,32 +95,15 @@ def request_from_record(record: GuardRecord) -> GenerationRequest:
 
 
 def load_image(image: Any, *, key: str = "") -> Any:
-    """An RGB ``PIL.Image`` from a PIL image, encoded bytes, a ``{"bytes"|"path": ...}`` dict, or a path.
+    """An upright RGB ``PIL.Image`` from a PIL image, encoded bytes, a ``{"bytes"|"path"}`` dict or a path.
 
-    Raises ``FileNotFoundError``/``ValueError`` naming the request: an image that fails to load must
-    never be skipped silently.
+    Delegates to :func:`data_prep.images.load_image` (decompression-bomb guard, EXIF orientation,
+    transparency on white), so the guard sees images exactly as the training data prepared them.
+    A missing or corrupt image raises ``ValueError`` naming the request: never skipped silently.
     """
-    from PIL import Image
+    from data_prep.images import load_image as _load
 
-    where = f"request {key!r}: " if key else ""
-    if isinstance(image, dict):
-        image = image.get("bytes") or image.get("path")
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
-    try:
-        if isinstance(image, (bytes, bytearray)):
-            with Image.open(io.BytesIO(image)) as img:
-                return img.convert("RGB")
-        if isinstance(image, (str, os.PathLike)):
-            if not os.path.exists(image):
-                raise FileNotFoundError(f"{where}image file not found: {image}")
-            with Image.open(image) as img:
-                return img.convert("RGB")
-    except (OSError, Image.DecompressionBombError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        raise ValueError(f"{where}cannot decode image: {err}") from err
-    raise ValueError(f"{where}unsupported image type {type(image).__name__}")
+    return _load(image, row_id=key or "?", field="images")
 
 
 def check_sampling(n: int, temperature: float, top_p: float, max_new_tokens: int) -> None:

@@ -9,7 +9,6 @@ stands in the transcript, as at training time.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -20,8 +19,6 @@ from recipe.guardreasoner_vl.inference.base import (
     check_sampling,
     load_image,
 )
-
-logger = logging.getLogger(__name__)
 
 
 class HFBackend:

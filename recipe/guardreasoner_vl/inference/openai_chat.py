@@ -14,8 +14,6 @@ unless started with ``--api-key``); it is never logged or written anywhere.
 from __future__ import annotations
 
 import base64
-import io
-import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Sequence
@@ -25,43 +23,23 @@ from recipe.guardreasoner_vl.inference.base import (
     Generation,
     GenerationRequest,
     check_sampling,
-    load_image,
 )
-
-logger = logging.getLogger(__name__)
 
 #: Where ``vllm serve`` listens by default.
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 
 
 def image_data_url(image: Any, *, key: str = "") -> str:
-    """A ``data:image/...;base64,...`` URL for a PIL image, encoded bytes or a path.
+    """A ``data:image/...;base64,...`` URL for a PIL image, encoded bytes, a dict or a path.
 
-    Encoded PNG/JPEG bytes are sent as they are (no re-encoding loss); anything else is decoded
-    (which validates it) and sent as PNG.
+    Goes through :func:`data_prep.images.prepare_image`: the image is validated and normalised as
+    for training data, and PNG/JPEG bytes that need no change are sent as they are (no re-encode).
     """
-    from PIL import Image
+    from data_prep.images import prepare_image
 
-    raw: Optional[bytes] = None
-    if isinstance(image, dict):
-        image = image.get("bytes") or image.get("path")
-    if isinstance(image, (bytes, bytearray)):
-        raw = bytes(image)
-    elif isinstance(image, (str, os.PathLike)) and os.path.exists(image):
-        with open(image, "rb") as fh:
-            raw = fh.read()
-    if raw is not None:
-        try:
-            with Image.open(io.BytesIO(raw)) as img:
-                fmt = (img.format or "").lower()
-        except OSError as err:
-            raise ValueError(f"request {key!r}: cannot decode image: {err}") from err
-        if fmt in ("png", "jpeg", "webp", "gif"):
-            return f"data:image/{fmt};base64,{base64.b64encode(raw).decode('ascii')}"
-    pil = load_image(image, key=key)
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG")
-    return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
+    data = prepare_image(image, row_id=key or "?", field="images").data
+    mime = "image/jpeg" if data[:2] == b"\xff\xd8" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def to_openai_messages(request: GenerationRequest) -> list[dict[str, Any]]:

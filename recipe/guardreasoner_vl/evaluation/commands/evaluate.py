@@ -22,6 +22,8 @@ from recipe.guardreasoner_vl.evaluation.commands._common import (
 )
 
 HELP = "generate on the benchmarks and score (F1 tables)"
+#: Per-backend batch: small for transformers (padding cost), large for servers and vLLM (throughput).
+DEFAULT_BATCH_SIZE = {"hf": 8, "openai": 64, "vllm": 512}
 GENERATIONS_FILE = "generations.jsonl"
 
 
@@ -35,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="benchmark names or task/name keys. Default: all 14 pairs")  # fmt: skip
     parser.add_argument("--tasks", nargs="+", choices=("prompt", "response"), default=["prompt", "response"],
                         help="Default: prompt response")  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="samples per generate call (and per flush to the JSONL). Default: 32")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="samples per generate call and per flush to the JSONL (an interruption loses at "
+                             "most one batch). Default: hf 8, openai 64, vllm 512")  # fmt: skip
     parser.add_argument("--allow-size-mismatch", action="store_true",
                         help="accept benchmark files whose size differs from the paper's (subsets, mini benchmarks)")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -62,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     from recipe.guardreasoner_vl.evaluation.scoring import score_rows
     from recipe.guardreasoner_vl.evaluation.summary import print_summary
 
+    batch_size = DEFAULT_BATCH_SIZE[args.backend] if args.batch_size is None else args.batch_size
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
     if not args.data_dir.is_dir():
         raise FileNotFoundError(f"--data-dir {args.data_dir} is not a folder")
     specs = select(args.benchmarks, args.tasks)
@@ -79,10 +85,10 @@ def run(args: argparse.Namespace) -> int:
     if todo:
         from tqdm import tqdm
 
-        backend = backend_from_args(args, batch_size=args.batch_size)
+        backend = backend_from_args(args, batch_size=batch_size)
         with tqdm(total=total, initial=total - len(todo), unit="sample", disable=args.no_progress) as bar:
             generate(
-                backend, work, log_path, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                backend, work, log_path, batch_size=batch_size, max_new_tokens=args.max_new_tokens,
                 temperature=args.temperature, top_p=args.top_p, seed=args.seed, progress=bar.update,
             )  # fmt: skip
     wanted = {(s.task, s.name) for s in specs}

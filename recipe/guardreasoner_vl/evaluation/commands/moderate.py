@@ -39,16 +39,21 @@ def extract_reasoning(output: str) -> str:
     return (match.group(1) if match else output).strip()
 
 
+def check_inputs(text: str | None, image: Path | None) -> None:
+    """Reject a bad input before any model is loaded."""
+    if image is not None and not image.is_file():
+        raise FileNotFoundError(f"--image {image} does not exist")
+    if not (text and text.strip()) and image is None:
+        raise ValueError("give --text, --image, or both")
+
+
 def moderate(backend, *, text: str | None, image: Path | None, response: str | None, **decoding) -> dict:
     """Run the guard on one input and return its verdict as a plain dict."""
     from data_prep.record import GuardRecord
     from recipe.guardreasoner_vl.inference import request_from_record
     from rewards.grammar import parse_verdict
 
-    if image is not None and not image.is_file():
-        raise FileNotFoundError(f"--image {image} does not exist")
-    if not (text and text.strip()) and image is None:
-        raise ValueError("give --text, --image, or both")
+    check_inputs(text, image)
     # Labels are placeholders: a GuardRecord needs them, the prompt does not use them.
     record = GuardRecord(
         id="input", source="moderate", request=text or "", request_label="unharmful",
@@ -68,6 +73,7 @@ def moderate(backend, *, text: str | None, image: Path | None, response: str | N
 
 
 def run(args: argparse.Namespace) -> int:
+    check_inputs(args.text, args.image)
     backend = backend_from_args(args, batch_size=1)
     result = moderate(
         backend, text=args.text, image=args.image, response=args.response,

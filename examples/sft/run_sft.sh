@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# R-SFT of Qwen2.5-VL-3B/7B-Instruct on the reasoning corpus with verl's SFT trainer (torchrun, FSDP2).
+#
+# Paper values live in recipe/guardreasoner_vl/config/guardreasoner_vl_sft.yaml (lr 5e-5 cosine, 3 epochs,
+# global batch 192, max length 2048, bf16, full fine-tune incl. the vision tower); this script sets paths,
+# the model size and the cluster shape. Extra Hydra overrides given as arguments are appended last.
+#
+#   MODEL_SIZE=7b GPUS_PER_NODE=8 bash examples/sft/run_sft.sh
+#   # two nodes: run on each node with its NODE_RANK
+#   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash examples/sft/run_sft.sh
+#   # validate the composed config on any machine, run nothing
+#   CHECK_CONFIG=1 bash examples/sft/run_sft.sh
+#   # a few steps on a CPU (tiny model, tests): DEVICE=cpu
+#
+# When it finishes, make the HF folder GRPO starts from:
+#   python -m recipe.guardreasoner_vl.export_hf --checkpoint-dir "$CKPT_DIR" --out "$SFT_MODEL_DIR"
+set -euo pipefail
+
+# ---- model and data ---------------------------------------------------------------------------------
+MODEL_SIZE=${MODEL_SIZE:-3b}
+case "${MODEL_SIZE}" in
+  3b) DEFAULT_MODEL=Qwen/Qwen2.5-VL-3B-Instruct ;;
+  7b) DEFAULT_MODEL=Qwen/Qwen2.5-VL-7B-Instruct ;;
+  *) echo "run_sft.sh: MODEL_SIZE must be 3b or 7b, got '${MODEL_SIZE}'" >&2; exit 2 ;;
+esac
+MODEL_PATH=${MODEL_PATH:-${DEFAULT_MODEL}}
+TRAIN_FILES=${TRAIN_FILES:-data/sft/train.parquet}
+VAL_FILES=${VAL_FILES:-null}
+
+# ---- run identity and outputs ---------------------------------------------------------------------
+PROJECT_NAME=${PROJECT_NAME:-guardreasoner-vl}
+EXPERIMENT_NAME=${EXPERIMENT_NAME:-r-sft-${MODEL_SIZE}}
+CKPT_DIR=${CKPT_DIR:-checkpoints/${PROJECT_NAME}/${EXPERIMENT_NAME}}
+LOGGER=${LOGGER:-"['console']"}
+
+# ---- cluster shape (torchrun rendezvous; one process per GPU) ------------------------------------
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+MASTER_PORT=${MASTER_PORT:-29500}
+
+# ---- hyper-parameters (paper values; the yaml has the same defaults) -----------------------------
+TRAIN_BATCH_SIZE=${TRAIN_BATCH_SIZE:-192}
+LR=${LR:-5e-5}
+EPOCHS=${EPOCHS:-3}
+MAX_LENGTH=${MAX_LENGTH:-2048}
+# Token budget per GPU per micro-batch (dynamic batching); lower it if a step runs out of memory.
+MAX_TOKEN_LEN_PER_GPU=${MAX_TOKEN_LEN_PER_GPU:-8192}
+# FSDP offload: off on 4-8 x 80 GB for 3B and 7B; see docs/gpu_guide.md before turning it on.
+PARAM_OFFLOAD=${PARAM_OFFLOAD:-False}
+OPTIMIZER_OFFLOAD=${OPTIMIZER_OFFLOAD:-False}
+
+# ---- launcher ----------------------------------------------------------------------------------------
+# cuda (default) or cpu: the recipe's CPU backend, for smoke tests on the tiny model.
+DEVICE=${DEVICE:-cuda}
+# 1 = compose the config with these overrides and run verl's validation (CPU, seconds), then exit.
+CHECK_CONFIG=${CHECK_CONFIG:-0}
+PYTHON=${PYTHON:-python}
+TORCHRUN=${TORCHRUN:-torchrun}
+
+overrides=(
+  "data.train_files=${TRAIN_FILES}"
+  "data.val_files=${VAL_FILES}"
+  "data.train_batch_size=${TRAIN_BATCH_SIZE}"
+  "data.max_length=${MAX_LENGTH}"
+  "data.max_token_len_per_gpu=${MAX_TOKEN_LEN_PER_GPU}"
+  "model.path=${MODEL_PATH}"
+  "optim.lr=${LR}"
+  "engine.param_offload=${PARAM_OFFLOAD}"
+  "engine.optimizer_offload=${OPTIMIZER_OFFLOAD}"
+  "trainer.total_epochs=${EPOCHS}"
+  "trainer.project_name=${PROJECT_NAME}"
+  "trainer.experiment_name=${EXPERIMENT_NAME}"
+  "trainer.default_local_dir=${CKPT_DIR}"
+  "trainer.logger=${LOGGER}"
+  "trainer.nnodes=${NNODES}"
+  "trainer.n_gpus_per_node=${GPUS_PER_NODE}"
+)
+
+if [[ "${DEVICE}" == cpu ]]; then
+  # The CPU backend (docs/cpu_backend.md) is selected by verl's platform variable in every process.
+  export VERL_PLATFORM=cpu
+  overrides+=(
+    "trainer.device=cpu"
+    # flash-attention does not exist on CPU; padding removal needs its varlen kernels.
+    "+model.override_config.attn_implementation=sdpa"
+    "model.use_remove_padding=False"
+    # torch.compile costs minutes of compilation on CPU for no gain.
+    "engine.use_torch_compile=False"
+    # CPUs have no fast bf16 path: compute in fp32.
+    "+engine.mixed_precision.param_dtype=fp32"
+    # DataLoader workers would fight the trainer for the few cores.
+    "data.num_workers=0"
+  )
+elif [[ "${DEVICE}" != cuda ]]; then
+  echo "run_sft.sh: DEVICE must be cuda or cpu, got '${DEVICE}'" >&2
+  exit 2
+fi
+
+if [[ "${CHECK_CONFIG}" == 1 ]]; then
+  exec "${PYTHON}" -m recipe.guardreasoner_vl.check_config sft "${overrides[@]}" "$@"
+fi
+
+exec "${TORCHRUN}" \
+  --nnodes="${NNODES}" \
+  --node_rank="${NODE_RANK}" \
+  --nproc_per_node="${GPUS_PER_NODE}" \
+  --master_addr="${MASTER_ADDR}" \
+  --master_port="${MASTER_PORT}" \
+  -m recipe.guardreasoner_vl.main_sft \
+  "${overrides[@]}" \
+  "$@"

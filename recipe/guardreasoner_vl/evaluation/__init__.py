@@ -1,0 +1,10 @@
+"""The evaluation harness: the paper's 14 benchmark/task pairs, F1 with harmful as positive,
+sample-weighted averages with bootstrap CIs, and reports beside the paper's numbers.
+
+- :mod:`.benchmarks`: the registry and the loader (via ``data_prep.readers``);
+- :mod:`.metrics`: pure sklearn-style metrics;
+- :mod:`.scoring`: guard outputs -> per-benchmark scores and averages;
+- :mod:`.generations` / :mod:`.harness`: resumable generation to a JSONL;
+- :mod:`.report`: JSON, CSV, markdown and PNG writers; :mod:`.reference`: the paper's numbers;
+- :mod:`.commands`: ``evaluate``, ``score``, ``moderate``.
+"""

@@ -1,0 +1,295 @@
+"""The GRPO recipe's configs, its typed section, the launch scripts and the trainer wiring (no GPU, no Ray)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("verl")
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from verl.trainer.ppo.utils import need_critic, need_reference_policy  # noqa: E402
+from verl.utils.config import omega_conf_to_dataclass, validate_config  # noqa: E402
+
+import recipe.guardreasoner_vl as recipe_pkg  # noqa: E402
+from recipe.guardreasoner_vl.recipe_config import (  # noqa: E402
+    ClipScheduleConfig,
+    GuardReasonerConfig,
+    RewardOptionsConfig,
+    load_guardreasoner_config,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = Path(recipe_pkg.__file__).parent / "config"
+GRPO_CONFIGS = ("guardreasoner_vl_grpo", "guardreasoner_vl_eco_grpo")
+REQUIRED = ["data.train_files=train.parquet", "data.val_files=val.parquet", "actor_rollout_ref.model.path=/models/r-sft"]
+SCRIPTS = sorted((REPO_ROOT / "examples" / "grpo").glob("*.sh"))
+
+
+def _compose(config_name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def _validate(cfg) -> None:
+    """What ``main_grpo.run`` checks before Ray starts: verl's validate_config and the recipe section."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Disabled critic as adv_estimator != gae"
+        validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    load_guardreasoner_config(cfg)
+
+
+@pytest.fixture(scope="module")
+def grpo_cfg():
+    return _compose("guardreasoner_vl_grpo", REQUIRED)
+
+
+def test_grpo_config_holds_the_paper_hyper_parameters(grpo_cfg):
+    cfg = grpo_cfg
+    actor, rollout = cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout
+    assert cfg.algorithm.adv_estimator == "grpo"
+    assert (rollout.n, rollout.temperature, rollout.name) == (16, 1.2, "vllm")
+    assert (cfg.data.train_batch_size, actor.ppo_mini_batch_size) == (512, 256)
+    assert (actor.optim.lr, actor.optim.weight_decay) == (1e-6, 0.01)
+    assert actor.use_kl_loss is False and cfg.algorithm.use_kl_in_reward is False
+    assert not need_reference_policy(cfg)  # no KL at all: no reference model is built
+    assert (cfg.data.max_prompt_length, cfg.data.max_response_length) == (3072, 3072)
+    assert (rollout.prompt_length, rollout.response_length) == (3072, 3072)
+    assert cfg.trainer.total_epochs == 1 and actor.freeze_vision_tower is False
+    assert actor.policy_loss.loss_mode == "guardreasoner_dynamic_clip"
+    assert (cfg.guardreasoner.clip_schedule.name, cfg.guardreasoner.clip_schedule.eps0) == ("product", 0.2)
+
+
+def test_reward_goes_through_custom_reward_function_with_the_section_kwargs(grpo_cfg):
+    fn = OmegaConf.to_container(grpo_cfg.reward.custom_reward_function, resolve=True)
+    section = load_guardreasoner_config(grpo_cfg)
+    assert fn["path"] == "pkg://rewards.guardreasoner_vl" and fn["name"] == "compute_score"
+    assert fn["reward_kwargs"] == section.reward.as_kwargs()
+    assert "custom_reward_function" not in grpo_cfg or grpo_cfg.get("custom_reward_function", {}).get("path") is None
+
+
+def test_reward_function_loads_from_the_config_and_scores(grpo_cfg):
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    fn = get_custom_reward_fn(grpo_cfg)
+    out = fn(
+        data_source="x",
+        solution_str="<think>\nok\n</think>\n<result>\nRequest: harmful\nResponse: None\n</result>",
+        ground_truth="Request: harmful\nResponse: None",
+        extra_info=None,
+    )
+    assert out["score"] == 0.0 and out["request_tp"] == 1.0
+
+
+@pytest.mark.parametrize("config_name", GRPO_CONFIGS)
+def test_configs_compose_and_pass_verl_validation(config_name):
+    cfg = _compose(config_name, REQUIRED)
+    _validate(cfg)
+    beta = load_guardreasoner_config(cfg).reward.beta
+    assert beta == (1.0 if config_name == "guardreasoner_vl_grpo" else pytest.approx(1 / 6))
+    assert cfg.reward.custom_reward_function.reward_kwargs.beta == beta
+
+
+def test_required_paths_must_be_given():
+    cfg = _compose("guardreasoner_vl_grpo", REQUIRED[1:])
+    with pytest.raises(ValueError, match=r"set data.train_files \(e.g. data.train_files=...\)"):
+        load_guardreasoner_config(cfg)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("guardreasoner_vl_*grpo*.yaml")), ids=lambda p: p.name)
+def test_yaml_has_a_comment_above_every_field_and_blank_lines_between(path):
+    """verl's yaml convention (its CI checks the same on its own configs)."""
+    lines = path.read_text().splitlines()
+    problems = []
+    for i, line in enumerate(lines):
+        if not re.match(r"^\s*[\w.@]+:", line):
+            continue
+        prev = lines[i - 1].strip() if i else ""
+        if not prev.startswith("#"):
+            problems.append(f"line {i + 1}: no comment above {line.strip()!r}")
+        if "#" in line.split(":", 1)[1]:
+            problems.append(f"line {i + 1}: inline comment")
+        # a field follows a blank line, its comment block, or its parent
+        j = i - 1
+        while j >= 0 and lines[j].strip().startswith("#"):
+            j -= 1
+        if j >= 0 and lines[j].strip() and not lines[j].rstrip().endswith(":"):
+            problems.append(f"line {i + 1}: no blank line before the field {line.strip()!r}")
+    assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------------ the typed section
+
+
+def test_section_dataclasses_build_from_the_yaml(grpo_cfg):
+    section = omega_conf_to_dataclass(grpo_cfg.guardreasoner)
+    assert isinstance(section, GuardReasonerConfig)
+    assert isinstance(section.clip_schedule, ClipScheduleConfig)
+    assert isinstance(section.reward, RewardOptionsConfig)
+    assert section.clip_schedule.value(1, 4) == pytest.approx(0.15)
+    assert section.clip_schedule.value(3, 4) == pytest.approx(0.01875)
+    with pytest.raises(Exception, match="frozen"):
+        section.clip_schedule.eps0 = 0.3
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("guardreasoner.clip_schedule.name=exponential", "guardreasoner.clip_schedule: unknown clip schedule 'exponential'"),
+        ("guardreasoner.clip_schedule.eps0=1.5", r"guardreasoner.clip_schedule: eps0 must be a number in \(0, 1\)"),
+        ("guardreasoner.clip_schedule.floor=0.5", r"guardreasoner.clip_schedule: floor must be a number in \[0, eps0"),
+        ("guardreasoner.clip_schedule.total_steps=0", "total_steps must be an integer >= 1"),
+        ("guardreasoner.reward.variant=nope", "guardreasoner.reward: variant must be one of paper, released"),
+        ("guardreasoner.reward.beta=-1", "guardreasoner.reward: beta must be a positive finite number"),
+        ("+guardreasoner.clip_schedule.eps_0=0.1", "eps_0"),
+    ],
+)
+def test_bad_section_values_fail_before_start_up(override, match):
+    cfg = _compose("guardreasoner_vl_grpo", REQUIRED + [override])
+    with pytest.raises(Exception, match=match):
+        load_guardreasoner_config(cfg)
+
+
+def test_reward_kwargs_overridden_behind_the_sections_back_is_an_error():
+    cfg = _compose("guardreasoner_vl_grpo", REQUIRED + ["reward.custom_reward_function.reward_kwargs.beta=0.5"])
+    with pytest.raises(ValueError, match=r"disagrees with guardreasoner.reward \(differing: \['beta'\]"):
+        load_guardreasoner_config(cfg)
+
+
+def test_stock_config_without_the_section_is_rejected():
+    from hydra import initialize_config_module
+
+    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
+        cfg = compose(config_name="ppo_trainer")
+    with pytest.raises(ValueError, match="no 'guardreasoner' section"):
+        load_guardreasoner_config(cfg)
+
+
+def test_entry_point_checks_the_config_before_starting_ray():
+    from recipe.guardreasoner_vl.main_grpo import run
+
+    cfg = _compose("guardreasoner_vl_grpo", REQUIRED + ["trainer.use_v1=False"])
+    with pytest.raises(ValueError, match="set trainer.use_v1=True"):
+        run(cfg)
+    import ray
+
+    assert not ray.is_initialized()
+
+
+# ------------------------------------------------------------------ launch scripts
+
+
+def test_launch_scripts_exist_and_parse():
+    assert {p.name for p in SCRIPTS} >= {"run_grpo.sh", "submit_ray_job.sh"}
+    for script in SCRIPTS:
+        subprocess.run(["bash", "-n", str(script)], check=True)
+        text = script.read_text()
+        assert "set -euo pipefail" in text, script.name
+
+
+def _script_overrides(env: dict[str, str], *args: str) -> tuple[str, list[str]]:
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh"), *args],
+        env={**os.environ, "PYTHON": sys.executable, "PRINT_OVERRIDES": "1", **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return out[0], out[1:]
+
+
+@pytest.mark.parametrize(
+    ("env", "config_name", "experiment"),
+    [
+        ({"MODEL_SIZE": "3b"}, "guardreasoner_vl_grpo", "grpo-standard-3b"),
+        ({"MODEL_SIZE": "7b"}, "guardreasoner_vl_grpo", "grpo-standard-7b"),
+        ({"MODEL_SIZE": "3b", "VARIANT": "eco"}, "guardreasoner_vl_eco_grpo", "grpo-eco-3b"),
+        ({"MODEL_SIZE": "7b", "VARIANT": "eco"}, "guardreasoner_vl_eco_grpo", "grpo-eco-7b"),
+        ({"MODEL_SIZE": "7b", "NNODES": "2", "GPUS_PER_NODE": "8"}, "guardreasoner_vl_grpo", "grpo-standard-7b"),
+        ({"DEVICE": "cpu"}, "guardreasoner_vl_grpo", "grpo-standard-3b"),
+    ],
+    ids=["3b", "7b", "eco-3b", "eco-7b", "multi-node-7b", "cpu"],
+)
+def test_script_overrides_compose_and_validate(env, config_name, experiment):
+    name, overrides = _script_overrides(env, "trainer.save_freq=10")
+    assert name == config_name
+    assert len(overrides) == len(set(o.split("=", 1)[0] for o in overrides))  # one override per key
+    cfg = _compose(name, overrides)
+    _validate(cfg)
+    assert cfg.trainer.experiment_name == experiment and cfg.trainer.save_freq == 10
+    assert cfg.trainer.nnodes == int(env.get("NNODES", 1))
+    assert cfg.trainer.n_gpus_per_node == (1 if env.get("DEVICE") == "cpu" else int(env.get("GPUS_PER_NODE", 4)))
+
+
+def test_script_passes_only_what_differs_from_the_yaml():
+    _, overrides = _script_overrides({})
+    keys = {o.split("=", 1)[0] for o in overrides}
+    yaml_held = {"actor_rollout_ref.rollout.n", "actor_rollout_ref.actor.optim.lr", "data.train_batch_size"}
+    assert not keys & yaml_held
+
+
+def test_script_rejects_bad_settings():
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
+        env={**os.environ, "MODEL_SIZE": "13b", "PRINT_OVERRIDES": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "MODEL_SIZE must be 3b or 7b" in proc.stderr
+
+
+def test_ray_job_submission_runs_the_launch_script_on_the_cluster():
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "submit_ray_job.sh"), "trainer.save_freq=10"],
+        env={**os.environ, "DRY_RUN": "1", "RAY_ADDRESS": "http://head:8265", "MODEL_SIZE": "7b", "VARIANT": "eco"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    argv = shlex.split(out)
+    assert argv[:5] == ["ray", "job", "submit", "--address", "http://head:8265"]
+    entry = argv[argv.index("--") + 1 :]
+    assert entry[0] == "env" and {"NNODES=2", "GPUS_PER_NODE=8", "MODEL_SIZE=7b", "VARIANT=eco"} <= set(entry)
+    assert "examples/grpo/run_grpo.sh" in " ".join(entry) and entry[-1] == "trainer.save_freq=10"
+
+
+# ------------------------------------------------------------------ trainer wiring
+
+
+def test_trainer_class_is_the_stock_one_plus_the_hooks():
+    from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
+
+    from recipe.guardreasoner_vl.trainer import GuardReasonerTrainerMixin, _trainer_for_mode, guardreasoner_trainer_cls
+
+    cls = guardreasoner_trainer_cls(PPOTrainerSync)
+    assert cls.__mro__[1:3] == (GuardReasonerTrainerMixin, PPOTrainerSync)
+    assert guardreasoner_trainer_cls(PPOTrainerSync) is cls and guardreasoner_trainer_cls(cls) is cls
+    # the overridden hooks are exactly these; fit() and everything else is verl's
+    own = {name for name in vars(GuardReasonerTrainerMixin) if not name.startswith("__")}
+    assert own == {"dynamic_clip_enabled", "clip_eps", "on_init_end", "_update_actor", "_val_metrics_update"}
+    assert cls.fit is PPOTrainerSync.fit
+    with _trainer_for_mode("sync", cls):
+        assert get_trainer_cls("sync") is cls
+    assert get_trainer_cls("sync") is PPOTrainerSync
+    with pytest.raises(TypeError):
+        guardreasoner_trainer_cls(dict)
+
+
+def test_task_runner_is_verls_with_the_trainer_swapped():
+    from verl.trainer.main_ppo import TaskRunnerV1
+
+    from recipe.guardreasoner_vl.trainer import GuardReasonerTaskRunner
+
+    plain = GuardReasonerTaskRunner.__ray_actor_class__
+    assert issubclass(plain, TaskRunnerV1.__ray_actor_class__)
+    assert set(vars(plain)) & {"__init__", "init_agent_loop_manager"} == set()
