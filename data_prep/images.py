@@ -74,7 +74,11 @@ def _open(source: ImageSource, *, row_id: str, field: str, root: Optional[Path])
     else:
         raise RowError(row_id, field, "bad image", f"unsupported image value of type {type(source).__name__}")
     try:
-        return Image.open(io.BytesIO(raw)), raw
+        with warnings.catch_warnings():  # the size is checked explicitly in _decode, with the row named
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(raw)), raw
+    except Image.DecompressionBombError as err:
+        raise RowError(row_id, field, "image too large", f"refused as a decompression bomb: {err}") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise RowError(row_id, field, "corrupt image", f"cannot read image: {err}") from None
 

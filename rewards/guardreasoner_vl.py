@@ -60,9 +60,9 @@ LENGTH_NORM = 3072.0
 
 #: Floor on l_norm so the score is finite (an empty output would divide by zero, as in the released
 #: code). 1/48 is 64 units at the default normaliser, just under the shortest complete output
-#: (``<think>\n\n</think>\n<result>\nRequest: harmful\nResponse: None\n</result>`` is 68 chars):
-#: the floor changes the score of no output that could carry an answer, and bounds the worst
-#: score at ``-1 / EPS**2 = -2304`` (``-1/beta**2`` is the best a wrong answer can reach).
+#: in the released layout (``<think>\n\n</think>\n<result>\nRequest: harmful\nResponse: None\n</result>``,
+#: 68 chars). Correct answers score 0 at any length, so the floor only changes the penalty of wrong
+#: outputs shorter than that, and bounds the worst score at ``-1 / EPS**2 = -2304``.
 EPS = 1.0 / 48.0
 
 #: ``paper``: the paper's formula (think + result gate, length capped at beta).
@@ -116,12 +116,14 @@ def _options(
     for name, value in (("beta", beta), ("length_norm", length_norm), ("eps", eps)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if require_think is not None and not isinstance(require_think, bool):
+        raise ValueError(f"require_think must be true, false or null, got {require_think!r}")
     capped = variant == "paper"
     if capped and eps > beta:
         raise ValueError(f"eps ({eps}) must not exceed beta ({beta}): clamp(l_norm, eps, beta) needs eps <= beta")
     if require_think is None:
         require_think = variant == "paper"  # the released code checked <result> only
-    return _Options(float(beta), float(length_norm), length_unit == "tokens", float(eps), bool(require_think), capped)
+    return _Options(float(beta), float(length_norm), length_unit == "tokens", float(eps), require_think, capped)
 
 
 @lru_cache(maxsize=1024)

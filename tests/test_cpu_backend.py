@@ -301,7 +301,7 @@ def test_main_ppo_grpo_runs_on_cpu_and_rollout_serves_updated_weights(tiny_model
         # old_log_prob. At step 2 the actor has been updated once (lr 1e-2): a rollout still on the
         # initial weights would differ by orders of magnitude more than float noise.
         assert metrics["training/rollout_probs_diff_valid"] == 1.0
-        assert metrics["training/rollout_probs_diff_max"] < 1e-5, (step, metrics["training/rollout_probs_diff_max"])
+        assert metrics["training/rollout_probs_diff_max"] < 1e-6, (step, metrics["training/rollout_probs_diff_max"])
         assert abs(metrics["rollout_corr/log_ppl_abs_diff"]) < 1e-4
         assert metrics["training/rollout_actor_probs_pearson_corr"] > 0.9999
         # The weight version the server reports equals the step: the update reached it.

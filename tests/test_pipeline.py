@@ -129,7 +129,7 @@ def test_steps_with_existing_outputs_are_skipped_unless_forced(tmp_path):
     assert "config ok" not in proc.stdout  # nothing launched, nothing to check
 
     forced = _run_pipeline(run_dir, DRY_RUN="1", STEPS="data", FORCE="1")
-    assert "\n== data\n" in forced.stdout and "+ guardreasoner-vl build-sft" in forced.stdout
+    assert forced.stdout.startswith("== data\n") and "+ guardreasoner-vl build-sft" in forced.stdout
 
 
 def test_steps_and_skip_variables_select_steps(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shlex
@@ -15,7 +16,7 @@ import pytest
 pytest.importorskip("verl")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import OmegaConf, open_dict  # noqa: E402
 
 from verl.trainer.ppo.utils import need_critic, need_reference_policy  # noqa: E402
 from verl.utils.config import omega_conf_to_dataclass, validate_config  # noqa: E402
@@ -35,9 +36,23 @@ REQUIRED = ["data.train_files=train.parquet", "data.val_files=val.parquet", "act
 SCRIPTS = sorted((REPO_ROOT / "examples" / "grpo").glob("*.sh"))
 
 
-def _compose(config_name: str, overrides: list[str]):
+@pytest.fixture(scope="module", autouse=True)
+def _hydra():
+    """One Hydra initialisation for the module (composition is the slow part of these tests)."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return compose(config_name=config_name, overrides=overrides)
+        yield
+
+
+def _compose(config_name: str, overrides: list[str]):
+    return compose(config_name=config_name, overrides=overrides)
+
+
+def _edited(cfg, **updates):
+    """A copy of ``cfg`` with dotted keys set (added if new), without composing again."""
+    cfg = copy.deepcopy(cfg)
+    for key, value in updates.items():
+        OmegaConf.update(cfg, key.replace("__", "."), value, force_add=True)
+    return cfg
 
 
 def _validate(cfg) -> None:
@@ -99,8 +114,8 @@ def test_configs_compose_and_pass_verl_validation(config_name):
     assert cfg.reward.custom_reward_function.reward_kwargs.beta == beta
 
 
-def test_required_paths_must_be_given():
-    cfg = _compose("guardreasoner_vl_grpo", REQUIRED[1:])
+def test_required_paths_must_be_given(grpo_cfg):
+    cfg = _edited(grpo_cfg, data__train_files=None)
     with pytest.raises(ValueError, match=r"set data.train_files \(e.g. data.train_files=...\)"):
         load_guardreasoner_config(cfg)
 
@@ -142,42 +157,41 @@ def test_section_dataclasses_build_from_the_yaml(grpo_cfg):
 
 
 @pytest.mark.parametrize(
-    ("override", "match"),
+    ("key", "value", "match"),
     [
-        ("guardreasoner.clip_schedule.name=exponential", "guardreasoner.clip_schedule: unknown clip schedule 'exponential'"),
-        ("guardreasoner.clip_schedule.eps0=1.5", r"guardreasoner.clip_schedule: eps0 must be a number in \(0, 1\)"),
-        ("guardreasoner.clip_schedule.floor=0.5", r"guardreasoner.clip_schedule: floor must be a number in \[0, eps0"),
-        ("guardreasoner.clip_schedule.total_steps=0", "total_steps must be an integer >= 1"),
-        ("guardreasoner.reward.variant=nope", "guardreasoner.reward: variant must be one of paper, released"),
-        ("guardreasoner.reward.beta=-1", "guardreasoner.reward: beta must be a positive finite number"),
-        ("+guardreasoner.clip_schedule.eps_0=0.1", "eps_0"),
+        ("clip_schedule.name", "exponential", "guardreasoner.clip_schedule: unknown clip schedule 'exponential'"),
+        ("clip_schedule.eps0", 1.5, r"guardreasoner.clip_schedule: eps0 must be a number in \(0, 1\)"),
+        ("clip_schedule.floor", 0.5, r"guardreasoner.clip_schedule: floor must be a number in \[0, eps0"),
+        ("clip_schedule.total_steps", 0, "total_steps must be an integer >= 1"),
+        ("clip_schedule.eps_0", 0.1, "eps_0"),
+        ("reward.variant", "nope", "guardreasoner.reward: variant must be one of paper, released"),
+        ("reward.beta", -1.0, "guardreasoner.reward: beta must be a positive finite number"),
     ],
 )
-def test_bad_section_values_fail_before_start_up(override, match):
-    cfg = _compose("guardreasoner_vl_grpo", REQUIRED + [override])
+def test_bad_section_values_fail_before_start_up(grpo_cfg, key, value, match):
+    cfg = _edited(grpo_cfg, **{f"guardreasoner.{key}": value})
     with pytest.raises(Exception, match=match):
         load_guardreasoner_config(cfg)
 
 
-def test_reward_kwargs_overridden_behind_the_sections_back_is_an_error():
-    cfg = _compose("guardreasoner_vl_grpo", REQUIRED + ["reward.custom_reward_function.reward_kwargs.beta=0.5"])
+def test_reward_kwargs_overridden_behind_the_sections_back_is_an_error(grpo_cfg):
+    cfg = _edited(grpo_cfg, **{"reward.custom_reward_function.reward_kwargs.beta": 0.5})
     with pytest.raises(ValueError, match=r"disagrees with guardreasoner.reward \(differing: \['beta'\]"):
         load_guardreasoner_config(cfg)
 
 
-def test_stock_config_without_the_section_is_rejected():
-    from hydra import initialize_config_module
-
-    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
-        cfg = compose(config_name="ppo_trainer")
+def test_config_without_the_section_is_rejected(grpo_cfg):
+    cfg = copy.deepcopy(grpo_cfg)
+    with open_dict(cfg):
+        del cfg["guardreasoner"]
     with pytest.raises(ValueError, match="no 'guardreasoner' section"):
         load_guardreasoner_config(cfg)
 
 
-def test_entry_point_checks_the_config_before_starting_ray():
+def test_entry_point_checks_the_config_before_starting_ray(grpo_cfg):
     from recipe.guardreasoner_vl.main_grpo import run
 
-    cfg = _compose("guardreasoner_vl_grpo", REQUIRED + ["trainer.use_v1=False"])
+    cfg = _edited(grpo_cfg, **{"trainer.use_v1": False})
     with pytest.raises(ValueError, match="set trainer.use_v1=True"):
         run(cfg)
     import ray

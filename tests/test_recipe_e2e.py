@@ -7,8 +7,8 @@ project's own writer with text-only and image rows of varying lengths:
 1. 3 steps, validation before and after, a checkpoint after every step. The logged
    ``actor/clip_eps`` (measured on the worker, returned in the loss metrics) must equal the
    schedule at every step, and every validation data source must get its F1 keys.
-2. Resume from the step-2 checkpoint with a longer run: the first step trained is step 3 and its
-   clip is the schedule's value at step 3 (not at step 1).
+2. Resume from the step-2 checkpoint with a longer run (4 steps, so 2 epochs of the 12 rows): the
+   first step trained is step 3 and its clip is the schedule's value at step 3 (not at step 1).
 
 The schedule's S is fixed (``guardreasoner.clip_schedule.total_steps=4``) so both runs share one
 schedule; the product values are 0.15, 0.075, 0.01875, 0.
@@ -188,6 +188,8 @@ def test_resume_continues_the_schedule_at_the_restored_step(first_run, tiny_mode
         tiny_model_dir,
         rl_data,
         [
+            # 3 steps make one epoch of the 12 training rows: a second epoch gives steps 4 (and more).
+            "trainer.total_epochs=2",
             "trainer.total_training_steps=4",
             "trainer.resume_mode=resume_path",
             f"trainer.resume_from_path={step2}",

@@ -292,6 +292,7 @@ def test_bad_ground_truth_raises_naming_the_label(ground_truth, match):
         ({"length_unit": "tokens", "response_length_tokens": -1}, ValueError, "non-negative"),
         ({"length_unit": "tokens", "response_length_tokens": 2.5}, ValueError, "non-negative"),
         ({"length_unit": "tokens", "response_length_tokens": "many"}, ValueError, "non-negative"),
+        ({"require_think": "false"}, ValueError, "require_think"),
         ({"betta": 1.0}, TypeError, "betta"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,13 +129,19 @@ def test_module_entry_point_writes_a_sample(tmp_path):
     assert {p.name for p in out.iterdir()} == {"text.json", "image.json", "text_image.json", "images"}
 
 
-@pytest.mark.slow
 def test_sample_ships_as_package_data(tmp_path):
     """``pip install --no-deps --target`` of the project carries sample_data, found via SAMPLE_DIR."""
+    # Build from a copy: pip builds in-tree and would leave build/ in the checkout.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("setup.py", "README.md"):
+        shutil.copy2(REPO_ROOT / name, source / name)
+    for name in ("recipe", "rewards", "data_prep"):
+        shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--quiet",
-         "--target", str(target), str(REPO_ROOT)],
+         "--target", str(target), str(source)],
         check=True, capture_output=True, text=True,
     )
     code = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from pathlib import Path
@@ -16,6 +17,15 @@ from PIL import Image  # noqa: E402
 from data_prep.prompt import INSTRUCTION, build_messages, to_structured_content  # noqa: E402
 from recipe.guardreasoner_vl import tiny_model as tm  # noqa: E402
 from rewards.grammar import format_output, parse_verdict  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matmuls on a busy 2-core machine run ~10x faster on one thread than on two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -172,13 +182,15 @@ def test_sampling_from_raw_logits_never_emits_a_vision_token(processor, model, f
     raw = transformers.GenerationConfig(
         do_sample=True,
         temperature=1.2,
-        top_k=None,
-        top_p=None,
+        top_k=0,
+        top_p=1.0,
         max_new_tokens=48,
         eos_token_id=None,
         pad_token_id=processor.tokenizer.pad_token_id,
-        suppress_tokens=None,
     )
+    # A copy whose saved defaults (suppress_tokens) cannot be merged back into ``raw``.
+    model = copy.deepcopy(model)
+    model.generation_config = transformers.GenerationConfig(pad_token_id=processor.tokenizer.pad_token_id)
     forbidden = torch.tensor(forbidden_ids)
     sampled = 0
     for request, image in (

@@ -108,6 +108,8 @@ def _setup_logging(verbose: bool, redact) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_RedactingFilter(redact))
     root = logging.getLogger()
+    for old in [h for h in root.handlers if any(isinstance(f, _RedactingFilter) for f in h.filters)]:
+        root.removeHandler(old)  # a second run in the same process (tests) must not log twice
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("data_prep").setLevel(logging.INFO if verbose else logging.WARNING)

@@ -1,7 +1,9 @@
 """Registrations with verl, imported by verl itself in every process (``verl.plugins`` entry point).
 
-verl swallows import errors of plugins (logged at debug level), so ``tests/test_plugin.py`` runs a
-fresh interpreter and checks that each registration below really happened.
+verl swallows import errors of plugins (logged at debug level only), so each registration module is
+imported on its own and a failure is logged as a *warning* naming the module: one broken piece
+never hides the others, and the failure is visible in the run's log. ``tests/test_plugin.py`` runs
+a fresh interpreter and checks that each registration below really happened.
 
 What is registered:
 
@@ -16,11 +18,14 @@ import logging
 
 logger = logging.getLogger(__name__)
 
-_MODULES = (
+REGISTRATION_MODULES = (
     "recipe.guardreasoner_vl.policy_loss",
     "recipe.guardreasoner_vl.reward_manager",
     "recipe.guardreasoner_vl.cpu_backend",
 )
 
-for _name in _MODULES:
-    importlib.import_module(_name)
+for _name in REGISTRATION_MODULES:
+    try:
+        importlib.import_module(_name)
+    except Exception as _err:  # noqa: BLE001 - verl would hide it; we say which module failed and go on
+        logger.warning("guardreasoner_vl plugin: could not import %s: %r", _name, _err)

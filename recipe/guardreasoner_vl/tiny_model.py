@@ -531,11 +531,18 @@ def build_tiny_model(out_dir: "str | Path", *, seed: int = 0) -> Path:
     processor = build_processor(tokenizer)
     config = tiny_config(tokenizer)
 
-    with torch.random.fork_rng(devices=[]):  # leave the caller's (CPU) RNG state alone
-        torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32).eval()
     forbidden = tokenizer.convert_tokens_to_ids(list(VISION_TOKENS))
-    margin = forbid_tokens(model, forbidden)
+    # One thread: the same float results (hence bytes) whatever the machine's thread count, and
+    # far faster for tensors this small on a busy machine. The caller's RNG state is left alone.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32).eval()
+        margin = forbid_tokens(model, forbidden)
+    finally:
+        torch.set_num_threads(threads)
     model.generation_config = GenerationConfig(
         bos_token_id=config.text_config.bos_token_id,
         eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")],
