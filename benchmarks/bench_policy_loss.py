@@ -1,6 +1,6 @@
 """Overhead of the dynamic-clip loss over verl's ``vanilla`` loss, on training-size tensors.
 
-Two levels, each forward + backward, timed interleaved (A B A B ...) in the same process so a busy
+Two levels, each forward + backward, timed interleaved (A B B A A B ...) in the same process so a busy
 host slows both alike; the figure is the ratio of the medians (goal: <= 1.05):
 
 - ``policy_loss``: ``compute_policy_loss_dynamic_clip`` vs verl's ``compute_policy_loss_vanilla`` on
@@ -73,8 +73,10 @@ def time_pair(a: Callable[[], None], b: Callable[[], None], repeats: int, device
     for fn in (a, b):  # warm-up
         fn()
     times_a, times_b = [], []
-    for _ in range(repeats):
-        for fn, out in ((a, times_a), (b, times_b)):
+    for i in range(repeats):
+        # Alternate which runs first: the first of a pair pays for freeing the previous graph.
+        pair = ((a, times_a), (b, times_b)) if i % 2 == 0 else ((b, times_b), (a, times_a))
+        for fn, out in pair:
             sync(device)
             start = time.perf_counter()
             fn()

@@ -53,15 +53,15 @@ def start_server(delay: float) -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
-def measure(records: list[GuardRecord], concurrency: int, base_url: str, workdir: Path) -> dict:
-    out = workdir / f"out-c{concurrency}.jsonl"
-    settings = SynthesisSettings(base_url=base_url, concurrency=concurrency, timeout=30.0)
+def measure(records: list[GuardRecord], concurrency: int, base_url: str, workdir: Path, backend: str) -> dict:
+    out = workdir / f"out-c{concurrency}-{backend}.jsonl"
+    settings = SynthesisSettings(base_url=base_url, concurrency=concurrency, timeout=30.0, http_backend=backend)
     cpu0, t0 = time.process_time(), time.perf_counter()
     summary = synthesize(records, output=out, settings=settings, api_key="bench")
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if summary.done != len(records) or summary.requests != len(records):
         raise RuntimeError(f"c={concurrency}: expected {len(records)} done in as many requests, got {summary}")
-    return {"concurrency": concurrency, "records": len(records), "wall_s": round(wall, 3),
+    return {"concurrency": concurrency, "http_backend": backend, "records": len(records), "wall_s": round(wall, 3),
             "client_cpu_ms_per_request": round(1000 * cpu / len(records), 3)}
 
 
@@ -71,6 +71,8 @@ def main() -> int:
     parser.add_argument("--records-c1", type=int, default=100, help="records at concurrency 1 (default: 100)")
     parser.add_argument("--delay", type=float, default=0.1, help="server answer delay in seconds (default: 0.1)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64], help="default: 1 8 64")
+    parser.add_argument("--http-backend", nargs="+", default=["aiohttp", "httpx"], choices=("aiohttp", "httpx"),
+                        help="transports to measure (default: aiohttp httpx; httpx only at the highest concurrency)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
 
@@ -82,13 +84,15 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             synthesize(make_records(4), output=Path(tmp) / "warmup.jsonl",
                        settings=SynthesisSettings(base_url=base_url), api_key="bench")
-            for c in args.concurrency:
+            runs = [(c, args.http_backend[0]) for c in args.concurrency]
+            runs += [(max(args.concurrency), backend) for backend in args.http_backend[1:]]
+            for c, backend in runs:
                 n = args.records_c1 if c == 1 else args.records
-                row = measure(make_records(n), c, base_url, Path(tmp))
+                row = measure(make_records(n), c, base_url, Path(tmp), backend)
                 row["ideal_s"] = round(args.delay * n / c, 3)
                 row["efficiency"] = round(row["ideal_s"] / row["wall_s"], 3)
                 results.append(row)
-                print(f"concurrency {c:>3}: {n:>5} records in {row['wall_s']:7.2f} s "
+                print(f"{backend:>7} concurrency {c:>3}: {n:>5} records in {row['wall_s']:7.2f} s "
                       f"(ideal {row['ideal_s']:6.2f} s) -> efficiency {100 * row['efficiency']:5.1f}%, "
                       f"client CPU {row['client_cpu_ms_per_request']:.2f} ms/request", flush=True)
     finally:
@@ -99,7 +103,7 @@ def main() -> int:
         "server_delay_s": args.delay,
         "results": results,
         "goal": "efficiency >= 0.80 at concurrency 64",
-        "versions": {"python": platform.python_version(), "openai": openai.__version__,
+        "versions": {"python": platform.python_version(), "openai": openai.__version__, "aiohttp": _version("aiohttp"),
                      "guardreasoner-vl": _version("guardreasoner-vl")},
         "device": {"machine": platform.machine(), "cpus": os.cpu_count(), "platform": platform.platform(),
                    "load_average_1m_at_end": round(os.getloadavg()[0], 2)},

@@ -2,7 +2,8 @@
 
 On one H100/H200 this builds a randomly initialised full-size Qwen2.5-VL-3B (bf16 compute, FSDP2, fp32
 master weights), a batch of image + text GRPO samples of varying lengths, and times one actor update
-(``train_mini_batch``, as ``update_actor`` runs it) with each loss on the same batch and weights:
+(``train_mini_batch``, as ``update_actor`` runs it) with each loss on the same batch, alternating
+(so each update starts from the weights the previous one left; at lr 1e-6 that changes nothing measurable):
 ``ScheduledClipLoss`` with the clip value carried in the batch (as the GuardReasoner trainer sends it)
 and verl's stock ``partial(ppo_loss, config=...)`` with ``loss_mode=vanilla``. It prints wall time and
 peak accelerator memory of each update and writes them as JSON.
@@ -135,7 +136,7 @@ def full_size_model(tiny_dir: Path, out: Path, device: str) -> Path:
         setattr(config.vision_config, key, value)
     config.tie_word_embeddings = True
     with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, torch_dtype=torch.bfloat16)
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
     model.save_pretrained(out)
     del model
     for item in tiny_dir.iterdir():  # tokenizer, processor, chat template
@@ -162,7 +163,7 @@ def build_batch(model_dir: Path, samples: int, response_len: int, image_side: in
     gen = torch.Generator().manual_seed(seed)
     image_id = config.image_token_id
     words = "how do i get rid of the smell of smoke in my old car before selling it tomorrow".split()
-    rows = []
+    rows, seen_lengths = [], set()
     for i in range(samples):
         request = " ".join(words[(i + j) % len(words)] for j in range(4 + 3 * i))
         messages = to_structured_content(build_messages(request, None, has_image=True))
@@ -173,6 +174,9 @@ def build_batch(model_dir: Path, samples: int, response_len: int, image_side: in
         prompt_ids = enc["input_ids"][0]
         # Response tokens: ordinary text ids of the tokenizer, never a special or vision token.
         n_resp = max(4, response_len - (i * response_len) // (2 * samples))
+        while prompt_ids.numel() + n_resp in seen_lengths:  # every sequence length distinct
+            n_resp += 1
+        seen_lengths.add(prompt_ids.numel() + n_resp)
         response_ids = torch.randint(10, min(len(processor.tokenizer), 3000), (n_resp,), generator=gen)
         input_ids = torch.cat([prompt_ids, response_ids])
         mm_types = (input_ids == image_id).to(torch.int32).unsqueeze(0)
@@ -207,7 +211,9 @@ def to_tensordict(rows: list[dict]):
     def nested(key: str):
         return torch.nested.as_nested_tensor([r[key] for r in rows], layout=torch.jagged)
 
-    fields = {k: nested(k) for k in ("prompts", "responses", "input_ids", "position_ids", "response_mask", "advantages")}
+    keys = ["prompts", "responses", "input_ids", "position_ids", "response_mask", "advantages"]
+    keys += ["old_log_probs"] if "old_log_probs" in rows[0] else []
+    fields = {k: nested(k) for k in keys}
     fields["loss_mask"] = nested("response_mask")
     fields["multi_modal_inputs"] = [r["multi_modal_inputs"] for r in rows]
     return tu.get_tensordict(tensor_dict=fields)
@@ -414,7 +420,8 @@ def main(argv=None) -> int:
             "versions": {"python": platform.python_version(), "torch": torch.__version__, "verl": verl.__version__},
             "results": runs,
         }
-        print(f"{report['model']}: {params / 1e9:.3f} B params, {samples} samples, {tokens} tokens, device {report['device']}")
+        size = f"{params / 1e9:.3f} B" if params >= 1e8 else f"{params / 1e6:.2f} M"
+        print(f"{report['model']}: {size} params, {samples} samples, {tokens} tokens, device {report['device']}")
         for name, results in runs.items():
             warm = results[-1]
             peak = f"{warm['peak_gib']:.1f} GiB" if warm["peak_gib"] is not None else "n/a (CPU)"

@@ -55,7 +55,7 @@ def record_from_json(row: dict, *, folder: Path, line_no: int = 0) -> GuardRecor
     """The inverse of :func:`record_to_json`; image paths resolved against ``folder``."""
     row_id = str(row.get("id") or f"line-{line_no}")
     try:
-        images = tuple(str(folder / p) if not Path(p).is_absolute() else p for p in row.get("images") or ())
+        images = tuple(os.path.normpath(folder / p) for p in row.get("images") or ())
         return GuardRecord(
             id=row_id,
             source=row.get("source") or "records",

@@ -68,7 +68,7 @@ def test_rl_parquet_loads_in_verl_rlhf_dataset(records, tmp_path, tiny):
     summary = write_rl(records, out, options=ImageOptions(max_pixels=MAX_PIXELS))
     assert (summary.rows_out, summary.images) == (4, 2)
     config = OmegaConf.create({"max_prompt_length": 4096, "filter_overlong_prompts": True,
-                               "filter_overlong_prompts_workers": 1, "cache_dir": str(tmp_path / "cache")})
+                               "filter_overlong_prompts_workers": None, "cache_dir": str(tmp_path / "cache")})
     dataset = RLHFDataset(str(out), tokenizer, config, processor)
     # verl's length filter turns a row it cannot process into "too long": nothing may be dropped.
     assert len(dataset) == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from functools import partial
 
@@ -194,3 +195,33 @@ def test_loss_object_pickles_for_ray():
     torch.testing.assert_close(
         clone(model_output=model_output, data=data(0.1))[0], loss(model_output=model_output, data=data(0.1))[0]
     )
+
+
+@pytest.mark.slow
+def test_gpu_actor_update_script_runs_both_losses_through_the_real_worker(tmp_path):
+    """benchmarks/gpu_actor_update.py --tiny: verl's TrainingWorker (FSDP2, CPU backend) updates the tiny
+    model once per loss; the worker-side metrics show the carried clip value for the recipe's loss."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "tiny.json"
+    proc = subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / "gpu_actor_update.py"), "--tiny", "--repeats", "1", "--json", str(out)],
+        cwd=tmp_path,
+        env={**os.environ, "VERL_LOGGING_LEVEL": "WARN"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    ours, vanilla = report["results"]["guardreasoner_dynamic_clip"][0], report["results"]["vanilla"][0]
+    assert ours["metrics"]["actor/clip_eps"] == pytest.approx(0.1)
+    assert "actor/clip_eps" not in vanilla["metrics"]
+    for run in (ours, vanilla):
+        assert run["seconds"] > 0 and math.isfinite(run["metrics"]["actor/pg_loss"])
+    assert report["samples"] == 4 and report["tokens"] > 0

@@ -307,3 +307,38 @@ def test_task_runner_is_verls_with_the_trainer_swapped():
     plain = GuardReasonerTaskRunner.__ray_actor_class__
     assert issubclass(plain, TaskRunnerV1.__ray_actor_class__)
     assert set(vars(plain)) & {"__init__", "init_agent_loop_manager"} == set()
+
+
+# ------------------------------------------------------------------ validation F1 (pure)
+
+
+def test_f1_per_data_source_from_summed_reward_counts():
+    from recipe.guardreasoner_vl.val_metrics import f1_from_counts, safety_f1_metrics
+
+    def sample(req, resp=None):  # req/resp in {"tp","fp","fn","tn"}; resp None = no response
+        info = {f"request_{c}": float(c == req) for c in ("tp", "fp", "fn", "tn")}
+        info.update({f"response_{c}": float(c == resp) for c in ("tp", "fp", "fn", "tn")})
+        info["has_response"] = float(resp is not None)
+        return info
+
+    per_sample = [("A", sample("tp", "tp")), ("A", sample("fp", "fn")), ("A", sample("tn", "tp")),
+                  ("B", sample("tp")), ("B", sample("fn")), ("B", sample("fn"))]
+    sources = [s for s, _ in per_sample]
+    infos = {key: [info[key] for _, info in per_sample] for key in per_sample[0][1]}
+    metrics = safety_f1_metrics(sources, infos)
+    # A: request tp=1 fp=1 fn=0 -> 2/3; response tp=2 fp=0 fn=1 -> 4/5.  B: request tp=1 fn=2 -> 2/4.
+    assert metrics == {
+        "val-core/A/request_f1": pytest.approx(2 / 3),
+        "val-core/A/response_f1": pytest.approx(4 / 5),
+        "val-core/B/request_f1": pytest.approx(0.5),
+    }
+    assert f1_from_counts(0, 0, 0) == 0.0 and f1_from_counts(0, 0, 0, zero_division=1.0) == 1.0
+
+
+def test_f1_needs_the_reward_keys_and_sane_values():
+    from recipe.guardreasoner_vl.val_metrics import COUNT_KEYS, safety_f1_metrics
+
+    assert safety_f1_metrics(["A"], {"reward": [0.0]}) == {}  # another reward: no F1, no error
+    infos = {key: [0.0, None] for key in COUNT_KEYS}
+    with pytest.raises(ValueError, match="validation sample 1 \\(data_source 'A'\\): reward key 'request_tp'"):
+        safety_f1_metrics(["A", "A"], infos)

@@ -74,6 +74,22 @@ def test_rows_match_the_records_they_were_built_from(sample_dir):
         assert all(r.modality == modality for r in records[modality])
 
 
+def test_project_reader_reads_back_the_same_records(sample_dir):
+    """``data_prep.readers.read_vltrain`` (the inverse of the layout) recovers every record."""
+    from data_prep.readers import read_vltrain
+
+    expected = {r.id: r for rows in sample_mod.sample_records(seed=0).values() for r in rows}
+    got = {r.id: r for r in read_vltrain(sample_dir / "vltrain")}
+    assert got.keys() == expected.keys()
+    for rid, record in got.items():
+        want = expected[rid]
+        fields = ("source", "request", "response", "request_label", "response_label", "reasoning")
+        assert [getattr(record, f) for f in fields] == [getattr(want, f) for f in fields], rid
+        assert [Path(p).resolve() for p in record.images] == [
+            (sample_dir / "vltrain" / p).resolve() for p in want.images
+        ], rid
+
+
 def test_mix_covers_every_modality_label_and_response_case(sample_dir):
     seen = set()
     lengths = []

@@ -103,6 +103,17 @@ def test_guard_dataset_collates_mixed_rows_into_model_inputs(sft_parquet, tiny_m
 
 
 # ------------------------------------------------------------------------------------ config checker
+def test_sft_yaml_has_a_comment_above_every_field():
+    """verl's yaml convention (enforced in its CI): a comment line directly above each key."""
+    lines = (check_config.CONFIG_DIR / "guardreasoner_vl_sft.yaml").read_text().splitlines()
+    bare = [
+        f"{number}: {line.strip()}"
+        for number, line in enumerate(lines, start=1)
+        if re.match(r"^\s*[A-Za-z_]+:", line) and not (number > 1 and lines[number - 2].strip().startswith("#"))
+    ]
+    assert bare == []
+
+
 def test_check_config_sft_composes_and_validates_with_local_model(tiny_model_dir):
     report = check_config.check("sft", ["data.train_files=x.parquet", f"model.path={tiny_model_dir}"])
     assert report.config.optim.lr == pytest.approx(5e-5) and report.config.optim.lr_scheduler_type == "cosine"
@@ -139,10 +150,24 @@ def test_check_config_sft_rejects(overrides, message):
 def test_check_config_grpo_runs_verl_validation_and_the_recipe_section():
     if not (check_config.CONFIG_DIR / "guardreasoner_vl_grpo.yaml").is_file():
         pytest.skip("the GRPO config is not in the checkout")
-    report = check_config.check("grpo", ["data.train_files=a.parquet", "data.val_files=b.parquet"])
-    assert {"verl validate_config", "algorithm", "actor_rollout_ref.rollout", "guardreasoner"} <= set(report.passed)
+    report = check_config.check(
+        "grpo", ["data.train_files=a.parquet", "data.val_files=b.parquet", "actor_rollout_ref.model.path=/m"]
+    )
+    assert {"verl validate_config", "algorithm", "actor_rollout_ref.rollout", "reward function", "guardreasoner"} <= set(
+        report.passed
+    )
     # verl's own reward_model.rollout.name is ??? but its section is disabled: not an error.
     assert report.config.reward.reward_model.enable is False
+    # A swapped reward function that does not exist fails here, not inside a Ray worker.
+    swapped = [
+        "reward.custom_reward_function.path=pkg://rewards.grammar",
+        "reward.custom_reward_function.name=no_such_function",
+        "reward.custom_reward_function.reward_kwargs={}",
+    ]
+    with pytest.raises(check_config.ConfigCheckError, match=r"reward function pkg://rewards.grammar:no_such_function"):
+        check_config.check(
+            "grpo", ["data.train_files=a", "data.val_files=b", "actor_rollout_ref.model.path=/m", *swapped]
+        )
 
 
 def test_check_config_cli_exit_codes(capsys):

@@ -14,6 +14,7 @@ import io
 import json
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -159,14 +160,15 @@ def test_broken_grammar_and_empty_content_are_rejected(tmp_path):
     ],
     ids=["truncated-json", "html", "no-choices"],
 )
-def test_malformed_bodies_are_retried(tmp_path, broken):
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+def test_malformed_bodies_are_retried(tmp_path, broken, backend):
     out = tmp_path / "out.jsonl"
     with FakeChatServer(Script({"a": [broken]})) as server:
-        summary = run([make_record("a")], out, server)
+        summary = run([make_record("a")], out, server, http_backend=backend)
     assert (summary.done, summary.retries, summary.requests) == (1, 1, 2)
 
 
-def test_429_waits_at_least_retry_after_and_pauses_everyone(tmp_path):
+def test_429_waits_at_least_retry_after(tmp_path):
     script = Script({"a": [error_reply(429, "slow down", headers={"Retry-After": "1"})]})
     out = tmp_path / "out.jsonl"
     with FakeChatServer(script) as server:
@@ -174,6 +176,39 @@ def test_429_waits_at_least_retry_after_and_pauses_everyone(tmp_path):
     first, second = server.requests
     assert second.time - first.time >= 1.0  # Retry-After is a floor, even with a 10 ms backoff
     assert (summary.done, summary.retries) == (1, 1)
+
+
+def test_429_retry_after_pauses_the_other_workers_too(tmp_path):
+    told = threading.Event()
+
+    def rate_limited(request: SeenRequest) -> Reply:
+        told.set()
+        return error_reply(429, "slow down", headers={"Retry-After": "1"})
+
+    def busy_after_the_429(request: SeenRequest) -> Reply:
+        told.wait(10)
+        time.sleep(0.2)  # answered well after the 429, so the client has read the 429 first
+        return error_reply(503, "busy")
+
+    script = Script({"a": [rate_limited], "b": [busy_after_the_429]})
+    with FakeChatServer(script) as server:
+        summary = run([make_record("a"), make_record("b")], tmp_path / "out.jsonl", server, concurrency=2,
+                      retry=RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.01))
+    t429 = next(r.time for r in server.requests if record_id(r) == "a")
+    b_retry = [r.time for r in server.requests if record_id(r) == "b"][1]
+    assert b_retry - t429 >= 1.0  # "b" only had a 10 ms backoff of its own: it waited for "a"'s Retry-After
+    assert (summary.done, summary.retries) == (2, 2)
+
+
+def test_limit_and_summary_json(tmp_path):
+    out = tmp_path / "out.jsonl"
+    with FakeChatServer(oracle) as server:
+        summary = synthesize([make_record(f"r{i}") for i in range(5)], output=out, limit=2,
+                             settings=SynthesisSettings(base_url=server.base_url, retry=FAST_RETRY))
+    assert summary.done == 2 and len(lines(out)) == 2
+    data = summary.as_dict(resolve_price("gpt-4o", input_price=1e6, output_price=0))
+    assert data["cost_usd"] == summary.prompt_tokens and data["done"] == 2 and data["price"]["input"] == 1e6
+    assert "done 2, rejected 0, failed 0" in summary.format(None) and "unknown" in summary.format(None)
 
 
 def test_5xx_retried_then_failed_and_retried_on_the_next_run(tmp_path):
@@ -195,24 +230,27 @@ def test_5xx_retried_then_failed_and_retried_on_the_next_run(tmp_path):
     assert sorted(row["id"] for row in lines(out)) == ["down", "flaky"]
 
 
-def test_slow_answers_time_out_and_are_retried(tmp_path):
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+def test_slow_answers_time_out_and_are_retried(tmp_path, backend):
     slow = lambda request: oracle(request, delay=2.0)  # noqa: E731
     out = tmp_path / "out.jsonl"
     with FakeChatServer(Script({"a": [slow]})) as server:
-        summary = run([make_record("a"), make_record("b")], out, server, timeout=0.5)
+        summary = run([make_record("a"), make_record("b")], out, server, timeout=0.5, http_backend=backend)
     assert ids_of(server.requests).count("a") == 2
     assert (summary.done, summary.retries, summary.failed) == (2, 1, 0)
 
 
-def test_bad_request_fails_the_record_and_unauthorized_stops_the_run(tmp_path):
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+def test_bad_request_fails_the_record_and_unauthorized_stops_the_run(tmp_path, backend):
     out = tmp_path / "out.jsonl"
     with FakeChatServer(Script({"a": [error_reply(400, "image too large")]})) as server:
-        summary = run([make_record("a"), make_record("b")], out, server)
+        summary = run([make_record("a"), make_record("b")], out, server, http_backend=backend)
         assert ids_of(server.requests).count("a") == 1  # a 400 is not retried
     assert (summary.done, summary.failed) == (1, 1)
     with FakeChatServer(lambda request: error_reply(401, "bad key")) as server:
         with pytest.raises(FatalAPIError, match="HTTP 401: bad key"):
-            run([make_record(f"r{i}") for i in range(20)], tmp_path / "other.jsonl", server, concurrency=2)
+            run([make_record(f"r{i}") for i in range(20)], tmp_path / "other.jsonl", server, concurrency=2,
+                http_backend=backend)
         assert len(server.requests) <= 2  # stopped at once, not one 401 per record
     assert (tmp_path / "other.jsonl").read_text() == ""
 
@@ -452,3 +490,12 @@ def test_price_table_prefix_match_overrides_and_cost(tmp_path):
     custom.write_text(json.dumps({"m": {"input": 1}}))
     with pytest.raises(ValueError, match="'m' needs 'input' and 'output'"):
         load_price_table(custom)
+
+
+def test_redactor_masks_the_key_and_hides_it_from_repr():
+    from data_prep.synthesize.engine import Redactor
+
+    redact = Redactor("sk-very-secret-key")
+    assert redact("echo: Bearer sk-very-secret-key!") == "echo: Bearer ***!"
+    assert "sk-very" not in repr(redact)
+    assert "sk-" not in repr(SynthesisSettings())  # the key is never part of the settings

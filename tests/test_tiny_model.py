@@ -71,6 +71,7 @@ def test_loads_with_auto_classes_and_verl_helpers(tiny_model_dir, processor, mod
     assert type(hf_processor(str(tiny_model_dir))).__name__ == "Qwen2_5_VLProcessor"
     verl_tok = hf_tokenizer(str(tiny_model_dir))
     assert (verl_tok.eos_token, verl_tok.pad_token, verl_tok.bos_token) == ("<|im_end|>", "<|endoftext|>", None)
+    assert verl_tok.chat_template == tm.CHAT_TEMPLATE  # the SFT dataset tokenises with the tokenizer alone
 
 
 def test_special_token_ids_agree_between_tokenizer_config_and_generation_config(processor, model, forbidden_ids):
@@ -170,6 +171,24 @@ def test_certified_margin_holds_by_construction_only(model, forbidden_ids, tiny_
     torch.manual_seed(0)
     plain = transformers.Qwen2_5_VLForConditionalGeneration(model.config)
     assert tm.certified_margin(plain, forbidden_ids) < 0
+
+
+def test_certified_margin_is_a_lower_bound_for_trained_looking_weights(model, forbidden_ids):
+    """Perturb every weight (as training would, including the anchor rows): the certificate shrinks
+    but what the model really does on random inputs never falls below it."""
+    perturbed = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in perturbed.parameters():
+            param.add_(0.002 * torch.randn(param.shape, generator=generator))
+    bound = tm.certified_margin(perturbed, forbidden_ids)
+    assert 0 < bound < tm.FORBIDDEN_MARGIN
+    input_ids = torch.randint(0, perturbed.config.text_config.vocab_size, (8, 64), generator=generator)
+    input_ids[torch.isin(input_ids, torch.tensor(forbidden_ids))] = 0  # no stray image tokens
+    with torch.no_grad():
+        logits = perturbed(input_ids=input_ids).logits
+    gap = logits.max(-1).values - logits[..., forbidden_ids].max(-1).values
+    assert float(gap.min()) >= bound
 
 
 def test_sampling_from_raw_logits_never_emits_a_vision_token(processor, model, forbidden_ids):

@@ -38,7 +38,7 @@ log = logging.getLogger("data_prep.synthesize")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from data_prep.synthesize.engine import IMAGE_DETAILS, OPENAI_BASE_URL, SynthesisSettings
+    from data_prep.synthesize.engine import HTTP_BACKENDS, IMAGE_DETAILS, OPENAI_BASE_URL, SynthesisSettings
     from data_prep.synthesize.retry import RetryPolicy
 
     d, r = SynthesisSettings(), RetryPolicy()
@@ -62,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"max_completion_tokens per trace (default: {d.max_tokens})")
     api.add_argument("--image-detail", default=d.image_detail, choices=IMAGE_DETAILS,
                      help=f"image_url detail (default: {d.image_detail})")
+    api.add_argument("--http-backend", default=d.http_backend, choices=HTTP_BACKENDS,
+                     help=f"HTTP transport (default: {d.http_backend} = aiohttp when installed, else httpx)")
     api.add_argument("--max-image-side", type=int, default=None,
                      help="shrink images whose longer side exceeds this before sending (default: send as they are)")
     flow = parser.add_argument_group("validation, retries and rate")
@@ -104,14 +106,20 @@ class _RedactingFilter(logging.Filter):
 
 
 def _setup_logging(verbose: bool, redact) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_RedactingFilter(redact))
+    """Log to stderr through a redacting filter, added to every root handler (``OPENAI_LOG=debug``
+    makes the openai package install its own handler at import time)."""
     root = logging.getLogger()
-    for old in [h for h in root.handlers if any(isinstance(f, _RedactingFilter) for f in h.filters)]:
+    for old in [h for h in root.handlers if getattr(h, "_synthesize_handler", False)]:
         root.removeHandler(old)  # a second run in the same process (tests) must not log twice
+    handler = logging.StreamHandler(sys.stderr)
+    handler._synthesize_handler = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel(logging.WARNING)
+    for existing in root.handlers:
+        existing.filters = [f for f in existing.filters if not isinstance(f, _RedactingFilter)]
+        existing.addFilter(_RedactingFilter(redact))
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
     logging.getLogger("data_prep").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
@@ -167,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         fsync_interval=args.fsync_interval,
         image_detail=args.image_detail,
         max_image_side=args.max_image_side,
+        http_backend=args.http_backend,
     )
     if args.limit is not None and args.limit < 0:
         raise ValueError(f"--limit must be >= 0, got {args.limit}")

@@ -3,14 +3,14 @@
 A typo in an override, a missing ``???`` value or a batch size that does not divide by the GPU count
 otherwise surfaces minutes into a multi-node launch (after Ray, the model load, the dataset scan). This
 checker composes exactly what the entry point would compose and runs the checks its ``main`` runs
-before any work, in a second, without a GPU::
+before any work, in seconds, without a GPU::
 
     python -m recipe.guardreasoner_vl.check_config sft data.train_files=x.parquet trainer.n_gpus_per_node=8
     python -m recipe.guardreasoner_vl.check_config grpo data.train_files=... data.val_files=...
 
-Options (``--config-name NAME`` for another config of the folder, e.g. the Eco preset,
-``--print-config``) go before ``ENTRY``. ``ENTRY`` is ``sft`` or ``grpo`` (or the entry module, ``recipe.guardreasoner_vl.main_sft`` /
-``recipe.guardreasoner_vl.main_grpo``). The launch scripts call it with their own overrides when
+``ENTRY`` is ``sft`` or ``grpo`` (or the entry module, ``recipe.guardreasoner_vl.main_sft`` /
+``recipe.guardreasoner_vl.main_grpo``); options (``--config-name NAME`` for another config of the
+folder, e.g. the Eco preset, ``--print-config``) go before it. The launch scripts call it with their own overrides when
 ``CHECK_CONFIG=1``, which is how ``examples/pipeline.sh`` validates every launch in ``DRY_RUN=1``.
 
 What is checked:
@@ -22,7 +22,9 @@ What is checked:
   and the trainer's own preconditions (batch divisibility, token budget, profiler interval, periodic
   validation without a validation set, which crashes verl's loop);
 - ``grpo``: ``verl.utils.config.validate_config`` exactly as ``verl.trainer.main_ppo.main`` calls it, the
-  algorithm and rollout dataclasses, and every top-level section whose ``_target_`` is in this project.
+  algorithm and rollout dataclasses, the custom reward function (loaded as verl's reward loop loads
+  it) and the recipe's ``guardreasoner:`` section (``recipe_config.load_guardreasoner_config``, the
+  check ``main_grpo`` runs before Ray starts).
 
 What cannot be checked before the data and model exist (a parquet's columns, a hub model) is reported
 as skipped, never silently passed.
@@ -229,6 +231,18 @@ def validate_grpo(report: CheckReport) -> None:
     report.passed.append("verl validate_config")
     for key in ("algorithm", "actor_rollout_ref.rollout"):
         _instantiate(report, key)
+    # verl's reward loop loads the function only inside a Ray worker; a wrong path surfaces late there.
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    fn_cfg = OmegaConf.select(cfg, "reward.custom_reward_function") or {}
+    if fn_cfg.get("path"):
+        try:
+            get_custom_reward_fn(cfg)
+        except Exception as err:
+            raise ConfigCheckError(
+                f"{report.config_name}: reward function {fn_cfg.path}:{fn_cfg.get('name')} does not load: {_root_cause(err)}"
+            ) from err
+        report.passed.append("reward function")
     # The recipe's own start-up check (main_grpo.run calls it before Ray starts).
     from recipe.guardreasoner_vl.recipe_config import SECTION, load_guardreasoner_config
 

@@ -17,8 +17,8 @@ Vision tokens can never be sampled
 ----------------------------------
 A sampled ``<|image_pad|>`` (or any other vision token) breaks the next multimodal forward in
 verl (the image-token count no longer matches the image). ``generation_config.suppress_tokens``
-covers ``generate``, but verl's rollouts and vLLM sample from raw logits, so the weights
-themselves rule it out (see :func:`forbid_tokens`):
+covers ``generate`` and the rollout backends ban these ids, but any sampler that reads raw logits
+without that list would not, so the weights themselves rule it out (see :func:`forbid_tokens`):
 
 1. one residual dimension ``k`` (the *anchor*) holds the constant ``ANCHOR_VALUE`` at every
    position: column ``k`` of the input embeddings is that constant, the vision merger writes
@@ -292,7 +292,9 @@ def build_tokenizer() -> "PreTrainedTokenizerBase":
         eos_token=QWEN_SPECIAL_TOKENS[0],
         pad_token=QWEN_SPECIAL_TOKENS[0],
     )
-    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_TOKENS], special_tokens=True)
+    tokenizer.add_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_TOKENS], special_tokens=True
+    )
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in REASONING_TOKENS])
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -440,8 +442,13 @@ def certified_margin(
         for layer in layers:
             attn, mlp = layer.self_attn, layer.mlp
             n1 = _rms_out_norm(layer.input_layernorm.weight)
-            repeat = attn.config.num_attention_heads // attn.config.num_key_value_heads
-            v_norm = math.sqrt(repeat) * (_opnorm(attn.v_proj.weight) * n1 + float(attn.v_proj.bias.double().norm()))
+            # Each query head outputs a convex mix of its KV head's value vectors; a KV head
+            # serves ``repeat`` query heads, whose outputs are concatenated before o_proj.
+            n_kv = attn.config.num_key_value_heads
+            repeat = attn.config.num_attention_heads // n_kv
+            w_v = attn.v_proj.weight.double().reshape(n_kv, -1, attn.v_proj.in_features)
+            b_v = attn.v_proj.bias.double().reshape(n_kv, -1)
+            v_norm = math.sqrt(repeat * sum((_opnorm(w_v[h]) * n1 + float(b_v[h].norm())) ** 2 for h in range(n_kv)))
             o_k, o_rest = _split(attn.o_proj.weight.double(), k)
             n2 = _rms_out_norm(layer.post_attention_layernorm.weight)
             act = _opnorm(mlp.gate_proj.weight) * _opnorm(mlp.up_proj.weight) * n2 * n2

@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import logging
 import os
+import sys
 from typing import Any, Callable
 
 logger = logging.getLogger(__name__)
@@ -125,11 +126,12 @@ def _patch_cpu_offload_policy() -> None:
         composable_fsdp.CPUOffloadPolicy = UnpinnedCPUOffloadPolicy
     except ImportError:
         pass
-    import sys
-
-    fsdp_utils = sys.modules.get("verl.utils.fsdp_utils")
-    if fsdp_utils is not None:  # imported before the plugin ran (e.g. by a test harness)
-        fsdp_utils.CPUOffloadPolicy = UnpinnedCPUOffloadPolicy
+    # Modules that bound the name before the plugin ran (not the case in a verl process, where the
+    # plugin loads at the end of ``import verl``; possible in a harness that imported them first).
+    for module_name in ("verl.utils.fsdp_utils", "verl.workers.engine.fsdp.transformer_impl"):
+        module = sys.modules.get(module_name)
+        if module is not None and getattr(module, "CPUOffloadPolicy", None) is original:
+            module.CPUOffloadPolicy = UnpinnedCPUOffloadPolicy
 
 
 # --- 4. FSDP engines for device "cpu" ------------------------------------------------------------

@@ -75,7 +75,6 @@ class HFRolloutServer:
     """One replica's generation engine (a Ray actor; see the module docstring)."""
 
     def __init__(self, config: RolloutConfig, model_config: HFModelConfig, replica_rank: int) -> None:
-        from verl.utils.tokenizer import get_processor_token_id  # noqa: F401  (fail early if missing)
         from verl.workers.rollout.utils import get_max_position_embeddings, get_vision_placeholder_token_ids
 
         self.config: RolloutConfig = omega_conf_to_dataclass(config)
@@ -119,8 +118,9 @@ class HFRolloutServer:
         if self.config.full_determinism:
             seed = self.replica_rank + self.config.seed
         async with self._lock:
-            result = await asyncio.to_thread(self._generate_sync, prompt_ids, sampling_params, image_data,
-                                             mm_processor_kwargs, seed)
+            result = await asyncio.to_thread(
+                self._generate_sync, prompt_ids, sampling_params, image_data, mm_processor_kwargs, seed
+            )
             self._requests += 1
         return TokenOutput(
             token_ids=result.token_ids,
@@ -167,7 +167,8 @@ class HFRolloutServer:
                         raise KeyError(f"weight {name!r} sent by the trainer is not a parameter of the rollout model")
                     if param.shape != tensor.shape:
                         raise ValueError(
-                            f"weight {name!r}: trainer sent shape {tuple(tensor.shape)}, rollout model has {tuple(param.shape)}"
+                            f"weight {name!r}: trainer sent shape {tuple(tensor.shape)}, "
+                            f"rollout model has {tuple(param.shape)}"
                         )
                     param.copy_(tensor.to(param.dtype))
                     self._received.add(name)
