@@ -29,7 +29,7 @@ setup(
         "pyarrow",
         "pillow",
         "datasets",
-        "openai",
+        "openai[aiohttp]",
         "qwen-vl-utils",
         "scikit-learn",
         "tqdm",

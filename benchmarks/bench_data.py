@@ -10,8 +10,8 @@ For each N (default 2,000 and 8,000) it builds RL parquet from N synthetic rows,
 
 Both start from the same records JSONL and write the same columns. The streaming writer validates
 every image by decoding it and then stores the source bytes when nothing had to change; the plain
-build re-encodes every image and materialises the whole dataset (an Arrow cache) before writing. Goals: ours >= 2x the baseline's rows/s, and our peak RSS within
-20% between N and 4N (flat memory). Images come from a pool of distinct synthetic pictures (rows
+build re-encodes every image and materialises the whole dataset (an Arrow cache) before writing.
+Goals: ours >= 2x the baseline's rows/s, and our peak RSS within 20% between N and 4N (flat memory). Images come from a pool of distinct synthetic pictures (rows
 cycle through it) to keep the fixture's disk use small; every row is still decoded and written.
 
     python benchmarks/bench_data.py [--sizes 2000 8000] [--pool 256] [--json outputs/bench_data.json]

@@ -25,7 +25,7 @@ from typing import Optional
 
 from PIL import Image, ImageDraw
 
-from data_prep.benchmarks import BENCHMARKS, PROMPT, RESPONSE, VL_LAYOUT
+from data_prep.benchmarks import BENCHMARKS, PROMPT, VL_LAYOUT
 from data_prep.prompt import INSTRUCTION, build_transcript
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "recipe" / "guardreasoner_vl" / "sample_data" / "benchmarks"

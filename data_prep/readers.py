@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
@@ -100,7 +101,7 @@ def _resolve_image(value: Any, *, row_id: str, field: str, root: Path) -> Any:
             path = root / path
         if not path.is_file():
             raise RowError(row_id, field, "missing image", f"image file not found: {path}")
-        return str(path)
+        return os.path.abspath(path)  # absolute: records move between folders (records JSONL, workers)
     if value is None:
         raise RowError(row_id, field, "missing image", "image is null")
     return value
@@ -208,17 +209,19 @@ def read_vltrain(
 
 
 # ---------------------------------------------------------------------------------------- benchmarks
-def _labels_from_text(text: Any, *, row_id: str, field: str) -> dict[str, str]:
-    """``{"request": ..., "response": ...}`` found in a label string (last occurrence of each wins)."""
+def _labels_from_text(text: Any) -> dict[str, Any]:
+    """``{"request": ..., "response": ...}`` named in a label string (last occurrence of each wins).
+
+    Empty for a bare label (``"harmful"``, ``1``, ``True``): it belongs to the benchmark's task.
+    """
     if not isinstance(text, str):
-        raise RowError(row_id, field, "unknown label", f"label must be a string, got {type(text).__name__}")
-    found = {m.group(1).lower(): m.group(2) for m in _LABEL_SLOT.finditer(text)}
-    return found
+        return {}
+    return {m.group(1).lower(): m.group(2) for m in _LABEL_SLOT.finditer(text)}
 
 
 def _benchmark_labels(output: Any, tasks: tuple, *, row_id: str, field: str, has_response: bool) -> dict:
     """Labels for a benchmark row; slots not given are filled with a placeholder and listed as unlabelled."""
-    found = _labels_from_text(output, row_id=row_id, field=field)
+    found = _labels_from_text(output)
     if not found:  # a bare label belongs to the benchmark's single task
         if len(tasks) != 1:
             raise RowError(row_id, field, "unknown label", f"bare label {output!r} but the benchmark scores {tasks}")
@@ -284,7 +287,7 @@ def _benchmark_row(row_id: str, row: Any, *, name: str, tasks: tuple, images: di
                 raise RowError(row_id, "image", "missing image", f"no image named {row_id}.<ext> in {image_root}")
             if len(matches) > 1:
                 raise RowError(row_id, "image", "ambiguous image", f"several images for this id: {sorted(map(str, matches))}")
-            resolved = (str(matches[0]),)
+            resolved = (os.path.abspath(matches[0]),)
     meta = {TASKS_META_KEY: list(tasks)}
     if labels["unlabelled"]:
         meta[UNLABELLED_META_KEY] = labels["unlabelled"]

@@ -28,8 +28,7 @@ def record_to_json(record: GuardRecord, *, folder: Path) -> dict:
     images = []
     for i, image in enumerate(record.images):
         if isinstance(image, (str, os.PathLike)):
-            path = Path(image)
-            images.append(os.path.relpath(path, folder) if path.is_absolute() else str(path))
+            images.append(os.path.relpath(os.path.abspath(image), os.path.abspath(folder)))
             continue
         name = f"{record.id}.png" if len(record.images) == 1 else f"{record.id}-{i}.png"
         target = folder / IMAGE_DIR / name

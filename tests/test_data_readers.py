@@ -205,3 +205,23 @@ def test_records_round_trip_and_detection(vltrain, tmp_path):
     back = list(read_any(str(out)))  # auto-detected as records
     assert back == records
     assert list(read_records(out))[2].images == records[2].images
+
+
+def test_parse_transcript_round_trip_property():
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40).filter(
+        lambda s: "AI assistant:" not in s and "Human user:" not in s and "<image>" not in s)
+
+    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.given(request=text, response=st.none() | text, has_image=st.booleans())
+    def check(request, response, has_image):
+        if not request.strip() and not has_image:
+            return
+        if response is not None and (response.strip() == "None" or response.endswith("\n")):
+            return  # the literal "None" slot and trailing newlines are not representable
+        parsed = parse_transcript(build_transcript(request, response, has_image=has_image))
+        assert (parsed.request, parsed.response, parsed.num_images) == (request.strip(), response, int(has_image))
+
+    check()
