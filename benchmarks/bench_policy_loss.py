@@ -11,7 +11,7 @@ host slows both alike; the figure is the ratio of the medians (goal: <= 1.05):
 
 Usage::
 
-    python benchmarks/bench_policy_loss.py                       # 256 x 3072, CPU
+    python benchmarks/bench_policy_loss.py                       # 256 x 3072, CPU, one thread
     python benchmarks/bench_policy_loss.py --device cuda --json out.json
     python benchmarks/bench_policy_loss.py --batch 32 --length 512 --repeats 10   # quick
 """
@@ -170,7 +170,10 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch CPU threads (default 1: on a shared host more threads measure contention; 0 = torch's default)",
+    )
     parser.add_argument("--goal", type=float, default=1.05)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)

@@ -15,9 +15,13 @@ On a bare GPU host without Ray, TransferQueue, vLLM (verl imports them at module
 single-process worker never uses them) ``--stub-missing`` installs permissive stand-ins for exactly
 those modules when they are not importable (see /work/shared/GPU_NOTES.md for the wheel list)::
 
-    python benchmarks/gpu_actor_update.py --json gpu_actor_update.json            # GPU, 3B
-    python benchmarks/gpu_actor_update.py --tiny --json /tmp/tiny.json             # CPU, seconds
-    python benchmarks/gpu_actor_update.py --stub-missing --samples 8 --response-len 1024
+    python benchmarks/gpu_actor_update.py --stub-missing --json gpu_actor_update.json   # GPU, 3B
+    python benchmarks/gpu_actor_update.py --tiny --json /tmp/tiny.json                  # CPU, seconds
+    python benchmarks/gpu_actor_update.py --tiny --stub-all     # rehearse the bare host on a full install
+
+Sizes: 8 sequences, responses up to 2048 tokens (decreasing by sample so every length differs, as
+verl's nested M-RoPE packing needs), one image each. The images go through the tiny model's processor
+(its pixel budget gives 4-16 visual tokens), so the tokens are mostly text, as in the guard's data.
 """
 
 from __future__ import annotations
@@ -106,9 +110,10 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
 
-def install_stubs() -> list[str]:
-    """Stub the :data:`STUBBABLE` modules that are not installed; returns their names."""
-    missing = {name for name in STUBBABLE if importlib.util.find_spec(name) is None}
+def install_stubs(everything: bool = False) -> list[str]:
+    """Stub the :data:`STUBBABLE` modules that are not installed (all of them with ``everything``,
+    to rehearse a bare GPU host on a full install); returns their names."""
+    missing = {name for name in STUBBABLE if everything or importlib.util.find_spec(name) is None}
     if missing:
         sys.meta_path.insert(0, _StubFinder(missing))
     return sorted(missing)
@@ -178,6 +183,9 @@ def build_batch(model_dir: Path, samples: int, response_len: int, image_side: in
             n_resp += 1
         seen_lengths.add(prompt_ids.numel() + n_resp)
         response_ids = torch.randint(10, min(len(processor.tokenizer), 3000), (n_resp,), generator=gen)
+        # A special id (e.g. <|image_pad|>) in a response would be read as an image token: replace them.
+        special = torch.tensor(sorted(set(processor.tokenizer.all_special_ids) | set(processor.tokenizer.added_tokens_decoder)))
+        response_ids[torch.isin(response_ids, special)] = 10
         input_ids = torch.cat([prompt_ids, response_ids])
         mm_types = (input_ids == image_id).to(torch.int32).unsqueeze(0)
         vision_pos, _ = rope_model.get_rope_index(
@@ -340,6 +348,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-tokens", type=int, default=None, help="token budget per micro-batch (default 6144)")
     parser.add_argument("--repeats", type=int, default=2, help="updates per loss, alternating; the first is warm-up")
     parser.add_argument("--stub-missing", action="store_true", help="stub ray/transfer_queue/... if not installed")
+    parser.add_argument("--stub-all", action="store_true", help="stub them even if installed (rehearse a bare host)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -349,7 +358,7 @@ def main(argv=None) -> int:
     image_side = args.image_side or (56 if args.tiny else 448)
     max_tokens = args.max_tokens or (4096 if args.tiny else 6144)
 
-    stubbed = install_stubs() if args.stub_missing else []
+    stubbed = install_stubs(everything=args.stub_all) if (args.stub_missing or args.stub_all) else []
     os.environ.setdefault("RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("LOCAL_RANK", "0")

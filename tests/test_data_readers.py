@@ -214,7 +214,7 @@ def test_parse_transcript_round_trip_property():
     text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40).filter(
         lambda s: "AI assistant:" not in s and "Human user:" not in s and "<image>" not in s)
 
-    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.settings(max_examples=30, deadline=None)
     @hypothesis.given(request=text, response=st.none() | text, has_image=st.booleans())
     def check(request, response, has_image):
         if not request.strip() and not has_image:

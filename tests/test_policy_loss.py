@@ -200,7 +200,10 @@ def test_loss_object_pickles_for_ray():
 @pytest.mark.slow
 def test_gpu_actor_update_script_runs_both_losses_through_the_real_worker(tmp_path):
     """benchmarks/gpu_actor_update.py --tiny: verl's TrainingWorker (FSDP2, CPU backend) updates the tiny
-    model once per loss; the worker-side metrics show the carried clip value for the recipe's loss."""
+    model once per loss; the worker-side metrics show the carried clip value for the recipe's loss.
+
+    ``--stub-all`` rehearses the bare GPU host (no ray, TransferQueue, fastapi, ... installed), so the
+    lead's GPU run does not discover an import problem on the clock."""
     import json
     import os
     import subprocess
@@ -210,7 +213,7 @@ def test_gpu_actor_update_script_runs_both_losses_through_the_real_worker(tmp_pa
     repo = Path(__file__).resolve().parents[1]
     out = tmp_path / "tiny.json"
     proc = subprocess.run(
-        [sys.executable, str(repo / "benchmarks" / "gpu_actor_update.py"), "--tiny", "--repeats", "1", "--json", str(out)],
+        [sys.executable, str(repo / "benchmarks" / "gpu_actor_update.py"), "--tiny", "--stub-all", "--repeats", "1", "--json", str(out)],
         cwd=tmp_path,
         env={**os.environ, "VERL_LOGGING_LEVEL": "WARN"},
         capture_output=True,
@@ -225,3 +228,4 @@ def test_gpu_actor_update_script_runs_both_losses_through_the_real_worker(tmp_pa
     for run in (ours, vanilla):
         assert run["seconds"] > 0 and math.isfinite(run["metrics"]["actor/pg_loss"])
     assert report["samples"] == 4 and report["tokens"] > 0
+    assert set(report["stubbed_modules"]) >= {"ray", "transfer_queue"}

@@ -13,11 +13,10 @@ project's own writer with text-only and image rows of varying lengths:
 The schedule's S is fixed (``guardreasoner.clip_schedule.total_steps=4``) so both runs share one
 schedule; the product values are 0.15, 0.075, 0.01875, 0.
 
-Why one actor mini-batch per step and ``data.shuffle=False``: verl 0.9.1's Qwen2-VL forward fails
-under transformers 5 on a micro-batch without any image (``_get_input_embeds`` calls ``.mean()`` on the
-vision tower's output object, verl/models/transformers/qwen2_vl.py); with every prompt of a step in
-one micro-batch and an image row in every batch of 4, no micro-batch is text-only. (Reported to the
-lead; not a CPU-backend issue.)
+The training rows are in a fixed order (``data.shuffle=False``): the first step's 4 prompts are
+text-only and the later ones mix text and image rows, and each step makes 2 actor updates of 2
+prompts. So the actor sees text-only and mixed micro-batches (the case the plugin's
+``verl_fixes`` repairs in verl's Qwen2-VL forward).
 """
 
 from __future__ import annotations
@@ -39,8 +38,9 @@ BATCH = 4
 WORDS = "please tell me how to bake bread with a sharp knife in the small kitchen tonight my friend".split()
 
 
-def _records(source: str, n: int, *, image_every: int, with_response: bool) -> list:
-    """Rows of varying text length (3..13 words) and image sizes; labels alternate."""
+def _records(source: str, n: int, *, image_every: int, with_response: bool, first_image: int = 0) -> list:
+    """Rows of varying text length (3..13 words) and image sizes; labels alternate; images on every
+    ``image_every``-th row from row ``first_image`` on."""
     from PIL import Image
 
     from data_prep.record import GuardRecord
@@ -49,7 +49,7 @@ def _records(source: str, n: int, *, image_every: int, with_response: bool) -> l
     for i in range(n):
         request = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(3 + (i * 5) % 11))
         images = ()
-        if image_every and i % image_every == 0:
+        if image_every and i >= first_image and i % image_every == 0:
             images = (Image.new("RGB", (40 + 8 * i, 32 + 4 * i), ((37 * i) % 255, 120, 60)),)
         response, response_label = None, "none"
         if with_response:
@@ -77,7 +77,13 @@ def rl_data(tmp_path_factory) -> tuple[Path, Path]:
     # 16 visual tokens at most per image: the tiny model's prompts stay short.
     options = ImageOptions(max_pixels=16 * 28 * 28, min_pixels=4 * 28 * 28)
     train, val = folder / "train.parquet", folder / "val.parquet"
-    write_rl(_records("hard_pool", TRAIN_ROWS, image_every=2, with_response=True), train, split="train", options=options)
+    # Rows 0-3 (step 1) text-only, then an image on every other row.
+    write_rl(
+        _records("hard_pool", TRAIN_ROWS, image_every=2, with_response=True, first_image=BATCH),
+        train,
+        split="train",
+        options=options,
+    )
     # Two benchmarks: a prompt-only text one and a text-image one with responses.
     val_rows = _records("ToxicChat", 3, image_every=0, with_response=False) + _records(
         "SPA-VL-Eval", 3, image_every=1, with_response=True
@@ -105,7 +111,7 @@ def _run_grpo(workdir: Path, model: Path, data: tuple[Path, Path], extra: list[s
         "data.dataloader_num_workers=0",
         "data.filter_overlong_prompts=False",
         "actor_rollout_ref.rollout.n=2",
-        f"actor_rollout_ref.actor.ppo_mini_batch_size={BATCH}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={BATCH // 2}",
         "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384",
         "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu=16384",
         f"guardreasoner.clip_schedule.total_steps={SCHEDULE_TOTAL}",

@@ -149,7 +149,9 @@ def _sft_trainer_problems(cfg: DictConfig) -> list[str]:
 
     interval = list(trainer.profile_interval)
     if len(interval) != 2 or interval[1] < interval[0] or (interval[0] < 0 <= interval[1]):
-        problems.append(f"trainer.profile_interval must be [start, end] with end >= start, got {trainer.profile_interval}")
+        problems.append(
+            f"trainer.profile_interval must be [start, end] with end >= start, got {trainer.profile_interval}"
+        )
 
     if data.pad_mode not in ("right", "no_padding"):
         problems.append(f"data.pad_mode must be right or no_padding, got {data.pad_mode!r}")
@@ -172,7 +174,8 @@ def _sft_trainer_problems(cfg: DictConfig) -> list[str]:
         value = trainer[key]
         if value != "after_each_epoch" and not isinstance(value, int):
             problems.append(f"trainer.{key} must be an integer or after_each_epoch, got {value!r}")
-    periodic_val = trainer.test_freq == "after_each_epoch" or (isinstance(trainer.test_freq, int) and trainer.test_freq > 0)
+    test_freq = trainer.test_freq
+    periodic_val = test_freq == "after_each_epoch" or (isinstance(test_freq, int) and test_freq > 0)
     if periodic_val and not data.val_files:
         problems.append(
             "trainer.test_freq asks for periodic validation but data.val_files is null"
@@ -240,7 +243,8 @@ def validate_grpo(report: CheckReport) -> None:
             get_custom_reward_fn(cfg)
         except Exception as err:
             raise ConfigCheckError(
-                f"{report.config_name}: reward function {fn_cfg.path}:{fn_cfg.get('name')} does not load: {_root_cause(err)}"
+                f"{report.config_name}: reward function {fn_cfg.path}:{fn_cfg.get('name')} does not load: "
+                f"{_root_cause(err)}"
             ) from err
         report.passed.append("reward function")
     # The recipe's own start-up check (main_grpo.run calls it before Ray starts).
@@ -299,7 +303,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides, as given to the entry point")
     parser.add_argument("--print-config", action="store_true", help="print the composed config (unresolved) first")
     parser.add_argument(
-        "--config-name", default=None, help="another config of the recipe's config folder (e.g. guardreasoner_vl_eco_grpo)"
+        "--config-name", default=None, help="another config of the recipe's folder (e.g. guardreasoner_vl_eco_grpo)"
     )
     args = parser.parse_args(argv)
     try:

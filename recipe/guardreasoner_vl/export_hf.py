@@ -51,7 +51,7 @@ def resolve_checkpoint(checkpoint_dir: Path, step: Optional[int] = None, compone
             tracker = checkpoint_dir / TRACKER_FILE
             if not tracker.is_file():
                 raise FileNotFoundError(
-                    f"{tracker} not found: is {checkpoint_dir} the SFT run's trainer.default_local_dir, and did it save?"
+                    f"{tracker} not found: is {checkpoint_dir} the run's trainer.default_local_dir, and did it save?"
                 )
             text = tracker.read_text().strip()
             if not text.isdigit():
@@ -127,13 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Merge the latest verl FSDP checkpoint (R-SFT run or GRPO actor) into a Hugging Face model folder.",
     )
     parser.add_argument(
-        "--checkpoint-dir", required=True, type=Path, help="the run's trainer.default_local_dir, or one global_step_N folder"
+        "--checkpoint-dir", required=True, type=Path,
+        help="the run's trainer.default_local_dir, or one global_step_N folder",
     )
     parser.add_argument(
-        "--component", default="", help="sub-folder of the step holding the shards: '' for SFT (default), actor for GRPO"
+        "--component", default="",
+        help="sub-folder of the step holding the shards: '' for SFT (default), actor for GRPO",
     )
     parser.add_argument("--out", required=True, type=Path, help="HF model folder to write")
-    parser.add_argument("--step", type=int, default=None, help="export this step instead of the latest (default: latest)")
+    parser.add_argument("--step", type=int, default=None, help="export this step (default: the latest)")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return parser
 

@@ -1,0 +1,52 @@
+"""The data subcommands end to end on the bundled sample, through the real console-script entry."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from data_prep.records_io import read_records
+from recipe.guardreasoner_vl.cli import main
+
+
+def test_sample_pipeline(sample_dir, tmp_path, capsys):
+    vltrain, out = sample_dir / "vltrain", tmp_path
+    assert main(["build-sft", str(vltrain), "-o", str(out / "sft.parquet")]) == 0
+    n_sample = pq.read_table(out / "sft.parquet").num_rows
+    assert f"rows in {n_sample}, rows out {n_sample}, skipped 0" in capsys.readouterr().out
+
+    assert main(["split", str(vltrain), "-o", str(out / "split"), "--size", "20", "--seed", "1"]) == 0
+    train = list(read_records(out / "split" / "train.jsonl"))
+    assert (len(train), len(list(read_records(out / "split" / "val.jsonl")))) == (16, 4)
+
+    assert main(["concat", str(out / "split" / "train.jsonl"), "-o", str(out / "concat.jsonl"), "--fraction", "0.2"]) == 0
+    concatenated = [r for r in read_records(out / "concat.jsonl") if r.concat_of]
+    assert len(concatenated) == 4 and all(len(r.images) <= 1 for r in concatenated)
+
+    assert main(["build-rl", str(out / "split" / "train.jsonl"), "-o", str(out / "rl.parquet"),
+                 "--concat-fraction", "0.2", "--split-name", "train"]) == 0
+    infos = pq.read_table(out / "rl.parquet").column("extra_info").to_pylist()
+    assert len(infos) == 20 and sum(bool(i["concat_of"]) for i in infos) == 4
+    capsys.readouterr()
+
+    assert main(["build-eval", str(sample_dir / "benchmarks"), "-o", str(out / "eval"),
+                 "--benchmark", "HarmImageTest", "--benchmark", "ToxicChat"]) == 0
+    rows = [json.loads(line) for line in (out / "eval" / "HarmImageTest.jsonl").read_text().splitlines()]
+    assert all((out / "eval" / r["image"]).is_file() and r["image"].endswith(f"{r['id']}.png") for r in rows)
+
+    assert main(["export-llamafactory", str(vltrain), "-o", str(out / "lf"), "--name", "sample"]) == 0
+    assert "sample" in json.loads((out / "lf" / "dataset_info.json").read_text())
+
+
+def test_mine_command_resumes(sample_dir, tiny_model_dir, tmp_path, capsys):
+    assert main(["split", str(sample_dir / "vltrain"), "-o", str(tmp_path / "s"), "--size", "3", "--val-fraction", "0"]) == 0
+    args = ["mine", str(tmp_path / "s" / "train.jsonl"), "--backend", "hf", "--model", str(tiny_model_dir),
+            "-k", "1", "--max-new-tokens", "2", "-o", str(tmp_path / "mine")]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "rows 3 (generated now 3, resumed 0)" in first
+    assert main(args) == 0
+    assert "rows 3 (generated now 0, resumed 3)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "mine" / "report.json").read_text())
+    assert sum(v["rows"] for v in report["by_modality"].values()) == 3
