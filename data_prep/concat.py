@@ -98,7 +98,7 @@ def concat_pair(a: GuardRecord, b: GuardRecord, *, new_id: str, layout: str = "h
     return GuardRecord(
         id=new_id,
         source=CONCAT_SOURCE,
-        request=" ".join(part for part in (a.request, b.request) if part).strip() or "(image)",
+        request=" ".join(part for part in (a.request, b.request) if part),  # "" for two image-only parts
         request_label=request_label,
         response=" ".join(responses) if response_label != NO_RESPONSE else None,
         response_label=response_label,
