@@ -28,7 +28,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
-from data_prep.benchmarks import PROMPT, RESPONSE, TEXT_LAYOUT, benchmark_info
+from data_prep.benchmarks import PROMPT, RESPONSE, benchmark_info
 from data_prep.errors import ErrorPolicy, RowError
 from data_prep.record import GuardRecord
 from data_prep.records_io import looks_like_records, read_records
