@@ -188,8 +188,21 @@ def extra_info(record: GuardRecord, *, index: int, split: str) -> dict:
     }
 
 
+def _require_labels(record: GuardRecord) -> None:
+    """Training rows need both labels: a benchmark row whose reader filled a placeholder (listed in
+    ``meta["unlabelled"]``) would otherwise train, or be scored, on a label nobody gave."""
+    unlabelled = list(record.meta.get(UNLABELLED_META_KEY, ()))
+    if unlabelled:
+        slot = unlabelled[0]
+        raise RowError(
+            record.id, f"{slot}_label", "unlabelled slot",
+            f"the source gives no {slot} label (it labels only the other task); RL and SFT rows need both labels",
+        )
+
+
 def rl_row(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
     """One RL parquet row (RL_SCHEMA) for verl's ``RLHFDataset``."""
+    _require_labels(record)
     messages = record_messages(record)
     images = _prepare_images(record, options)
     row = {
@@ -210,6 +223,7 @@ def sft_row(record: GuardRecord, *, index: int, split: str, options: ImageOption
     The target must exist and agree with the record's labels: a trace that argues for the wrong
     label would teach the model exactly that.
     """
+    _require_labels(record)
     if not record.reasoning:
         raise RowError(record.id, "reasoning", "no reasoning target", "SFT needs a reasoning target")
     verdict = parse_verdict(record.reasoning)

@@ -201,3 +201,19 @@ def test_eval_file_round_trip(records, tmp_path):
     back = list(read_eval(tmp_path / "eval" / "Mini.jsonl"))
     assert [(r.id, r.response, r.response_label, r.modality) for r in back] == \
         [(r.id, r.response, r.response_label, r.modality) for r in records]
+
+
+def test_training_writers_refuse_placeholder_labels(tmp_path, sample_dir):
+    """A response-only benchmark gives no request label: RL/SFT must not train on the reader's placeholder."""
+    from data_prep.readers import read_benchmark
+
+    path = sample_dir / "benchmarks" / "HarmBenchResponse.json"
+    rows = list(read_benchmark("HarmBenchResponse", path))
+    with pytest.raises(RowError, match="request_label.*no request label"):
+        write_rl(rows, tmp_path / "rl.parquet")
+    assert not (tmp_path / "rl.parquet").exists()
+    summary = write_rl(rows, tmp_path / "rl.parquet", policy=ErrorPolicy("skip"))
+    assert summary.rows_out == 0 and dict(summary.skipped) == {"unlabelled slot": len(rows)}
+    with pytest.raises(RowError, match="no request label"):
+        write_sft([r.evolve(reasoning=format_output("x", r.request_label, r.response_label)) for r in rows],
+                  tmp_path / "sft.parquet")
