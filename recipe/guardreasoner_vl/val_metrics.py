@@ -20,19 +20,12 @@ import math
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
+from rewards.f1 import f1_from_counts
+
 __all__ = ["COUNT_KEYS", "TASKS", "f1_from_counts", "safety_f1_metrics"]
 
 TASKS = ("request", "response")
 COUNT_KEYS = tuple(f"{task}_{c}" for task in TASKS for c in ("tp", "fp", "fn")) + ("has_response",)
-
-
-def f1_from_counts(tp: float, fp: float, fn: float, *, zero_division: float = 0.0) -> float:
-    """F1 of the positive class from confusion counts; ``zero_division`` when ``2tp + fp + fn == 0``.
-
-    (``rewards/`` has no such helper in this checkout, so it lives here.)
-    """
-    denominator = 2 * tp + fp + fn
-    return float(zero_division) if denominator == 0 else 2 * tp / denominator
 
 
 def _as_count(value: Any, key: str, index: int, source: str) -> float:
