@@ -82,7 +82,7 @@ def _text_rows(tasks: tuple, name: str) -> list[dict]:
     source = PROMPTS if tasks == (PROMPT,) else RESPONSES
     rows = []
     for request, req_label, response, resp_label in source:
-        transcript = build_transcript(request, response, has_image=False) + "\n"  # upstream files end in a blank line
+        transcript = build_transcript(request, response, has_image=False)  # ends in a blank line, as upstream
         if name.startswith("WildGuardTest") or name in ("SafeRLHF", "BeaverTails"):
             output = _verdict(req_label, resp_label)  # these files carry both labels as text
         else:
@@ -96,7 +96,7 @@ def _vl_rows(spec_rows: list, folder: Path) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     for row_id, colour, caption, request, req_label, response, resp_label in spec_rows:
         _draw(colour, caption).save(folder / f"{row_id}.png", format="PNG", optimize=False)
-        transcript = build_transcript(request or None, response, has_image=True) + "\n"
+        transcript = build_transcript(request or None, response, has_image=True)
         rows.append({
             "id": row_id,
             "messages": [

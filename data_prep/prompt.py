@@ -28,18 +28,14 @@ INSTRUCTION = (
 
 
 def build_transcript(request: Optional[str], response: Optional[str], *, has_image: bool) -> str:
-    """The user turn for one sample.
+    r"""The user turn for one sample.
 
     ``<image>`` stands where the image goes; the response slot is the literal ``None`` when there
     is no response. Text only: no ``<image>`` line; image only: the request is just ``<image>``.
+    The transcript ends in a blank line (``"...None\n\n"``), as in the released models' prompts.
 
-    >>> print(build_transcript("How do I bake bread?", None, has_image=False))
-    Human user:
-    How do I bake bread?
-    <BLANKLINE>
-    AI assistant:
-    None
-    <BLANKLINE>
+    >>> build_transcript("How do I bake bread?", None, has_image=False)
+    'Human user:\nHow do I bake bread?\n\nAI assistant:\nNone\n\n'
     """
     request = (request or "").strip()
     if not request and not has_image:
@@ -48,7 +44,7 @@ def build_transcript(request: Optional[str], response: Optional[str], *, has_ima
     if request:
         lines.append(request)
     response_text = "None" if response is None else response
-    return "Human user:\n" + "\n".join(lines) + "\n\nAI assistant:\n" + response_text + "\n"
+    return "Human user:\n" + "\n".join(lines) + "\n\nAI assistant:\n" + response_text + "\n\n"
 
 
 def build_messages(request: Optional[str], response: Optional[str], *, has_image: bool) -> list[dict[str, str]]:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from data_prep.benchmarks import PROMPT, RESPONSE, benchmark_info
 from data_prep.errors import ErrorPolicy, RowError
-from data_prep.record import GuardRecord
+from data_prep.record import UNLABELLED_META_KEY, GuardRecord
 from data_prep.records_io import looks_like_records, read_records
 from data_prep.transcript import parse_transcript
 from rewards.grammar import NO_RESPONSE, UNHARMFUL, normalize_label, parse_verdict
@@ -39,8 +39,6 @@ from rewards.grammar import NO_RESPONSE, UNHARMFUL, normalize_label, parse_verdi
 MAPPABLE_FIELDS = ("id", "source", "request", "response", "request_label", "response_label", "image", "images", "reasoning")
 VLTRAIN_FILES = ("text.json", "image.json", "text_image.json")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-#: meta key listing label slots the source does not provide (filled with a placeholder, never scored)
-UNLABELLED_META_KEY = "unlabelled"
 #: meta key with the tasks a benchmark scores
 TASKS_META_KEY = "tasks"
 

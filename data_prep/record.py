@@ -16,6 +16,9 @@ from rewards.grammar import NO_RESPONSE, format_verdict, normalize_label
 ImageRef = Union[str, bytes, Any]
 
 TEXT, IMAGE, TEXT_IMAGE = "text", "image", "text_image"
+#: meta key listing label slots the source does not provide (filled with a placeholder, never
+#: trained on or scored): e.g. a response-only benchmark gives no request label.
+UNLABELLED_META_KEY = "unlabelled"
 MODALITIES = (TEXT, IMAGE, TEXT_IMAGE)
 
 
@@ -72,6 +75,16 @@ class GuardRecord:
         if self.response is None and self.response_label != NO_RESPONSE:
             raise ValueError(
                 f"record {self.id!r}: field 'response_label' is {self.response_label!r} but there is no response"
+            )
+        if (
+            self.response is not None
+            and self.response_label == NO_RESPONSE
+            and "response" not in self.meta.get(UNLABELLED_META_KEY, ())
+        ):
+            # "none" would be scored as unharmful: a harmful response would silently train as harmless.
+            raise ValueError(
+                f"record {self.id!r}: field 'response_label' is missing (none) but the record has a response; "
+                "label it harmful or unharmful"
             )
 
     @property

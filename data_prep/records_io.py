@@ -3,13 +3,16 @@
 One JSON object per line with every :class:`GuardRecord` field. Images are files; a line stores
 their paths relative to the JSONL's folder, so a folder of records can be moved as a whole. Images
 that exist only in memory (bytes, PIL: e.g. a concatenation) are written as PNG under
-``<folder>/images/<id>.png``.
+``<folder>/images/<id>-<content hash>.png``: the hash keeps two records that share an id (two
+``concat`` runs into one folder, two sources) from overwriting each other's images.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional
 
@@ -30,11 +33,14 @@ def record_to_json(record: GuardRecord, *, folder: Path) -> dict:
         if isinstance(image, (str, os.PathLike)):
             images.append(os.path.relpath(os.path.abspath(image), os.path.abspath(folder)))
             continue
-        name = f"{record.id}.png" if len(record.images) == 1 else f"{record.id}-{i}.png"
+        data = encode_image(load_image(image, row_id=record.id, field=f"images[{i}]"))
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", record.id)[:80]
+        name = f"{stem}-{hashlib.sha256(data).hexdigest()[:16]}.png"
         target = folder / IMAGE_DIR / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(target) as tmp:
-            tmp.write_bytes(encode_image(load_image(image, row_id=record.id, field=f"images[{i}]")))
+        if not target.is_file():  # same name = same bytes: nothing to write
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_output(target) as tmp:
+                tmp.write_bytes(data)
         images.append(f"{IMAGE_DIR}/{name}")
     return {
         "id": record.id,

@@ -2,9 +2,9 @@
 
 :func:`parse_transcript` is the inverse of :func:`data_prep.prompt.build_transcript`:
 ``build_transcript(*parse_transcript(t))`` gives back ``t`` for every transcript that function
-writes. It also accepts the two variants found in the public files: the instruction folded into
-the user turn (the authors' RL data and the GuardReasoner benchmark files) and a transcript ending
-in a blank line (``"...\\n\\n"``, the GuardReasoner text benchmarks).
+writes (ending in a blank line, ``"...\\n\\n"``, as the released models saw it). It also accepts
+the variants found in the public files: the instruction folded into the user turn (the authors' RL
+data and the GuardReasoner benchmark files) and a transcript ending in a single newline.
 
 A safety-aware concatenation (:mod:`data_prep.concat`) has a transcript that no single
 request/response pair can produce (two ``Human user: … AI assistant: …`` blocks); it is kept in
@@ -58,7 +58,7 @@ def parse_transcript(text: str) -> ParsedTranscript:
     request_part, response_part = body[:split], body[split + len(ASSISTANT_HEADER):]
     num_images = request_part.count(IMAGE_PLACEHOLDER)
     request = request_part.replace(IMAGE_PLACEHOLDER + "\n", "").replace(IMAGE_PLACEHOLDER, "").strip()
-    # build_transcript ends with exactly one newline; the benchmark files end with a blank line.
+    # build_transcript (and the benchmark files) end with a blank line; some files with one newline.
     if response_part.endswith("\n\n"):
         response_part = response_part[:-2]
     elif response_part.endswith("\n"):

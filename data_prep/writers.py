@@ -35,8 +35,8 @@ import pyarrow.parquet as pq
 from data_prep.atomic import atomic_output
 from data_prep.errors import ErrorPolicy, RowError
 from data_prep.images import MAX_IMAGE_PIXELS, PreparedImage, prepare_image
-from data_prep.readers import TASKS_META_KEY, UNLABELLED_META_KEY
-from data_prep.record import GuardRecord
+from data_prep.readers import TASKS_META_KEY
+from data_prep.record import UNLABELLED_META_KEY, GuardRecord
 from data_prep.transcript import record_messages
 from rewards.grammar import parse_verdict
 

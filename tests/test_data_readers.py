@@ -51,7 +51,8 @@ def test_parse_transcript_inverts_build_transcript(request_text, response, has_i
     text = build_transcript(request_text, response, has_image=has_image)
     parsed = parse_transcript(text)
     assert build_transcript(parsed.request or None, parsed.response, has_image=parsed.num_images == 1) == text
-    assert parse_transcript(INSTRUCTION + "\n" + text + "\n") == parsed  # folded instruction, blank-line end
+    assert parse_transcript(INSTRUCTION + "\n" + text) == parsed  # instruction folded into the user turn
+    assert parse_transcript(text[:-1]) == parsed  # files that end the transcript with a single newline
     with pytest.raises(ValueError, match="AI assistant"):
         parse_transcript("Human user:\nhello")
 
@@ -118,7 +119,7 @@ def test_benchmark_images_matched_by_id(tmp_path):
     for row_id, colour in colours.items():
         Image.new("RGB", (8, 8), colour).save(folder / f"{row_id}.png")
     rows = [{"id": row_id, "messages": [
-        {"role": "user", "content": INSTRUCTION + "\n" + build_transcript(None, None, has_image=True) + "\n"},
+        {"role": "user", "content": INSTRUCTION + "\n" + build_transcript(None, None, has_image=True)},
         {"role": "assistant", "content": f"Request: {label}\nResponse: None"}]}
         for row_id, label in (("b-2", "harmful"), ("a-1", "unharmful"))]  # file order != sorted image order
     (tmp_path / "HarmImageTest.json").write_text(json.dumps(rows))
@@ -133,8 +134,8 @@ def test_benchmark_images_matched_by_id(tmp_path):
 
 
 def test_text_benchmark_labels(tmp_path):
-    rows = [{"input": build_transcript("q", "a", has_image=False) + "\n", "output": "harmful"},
-            {"input": build_transcript("q2", "a2", has_image=False) + "\n", "output": "unsafe"}]
+    rows = [{"input": build_transcript("q", "a", has_image=False), "output": "harmful"},
+            {"input": build_transcript("q2", "a2", has_image=False), "output": "unsafe"}]
     (tmp_path / "HarmBenchResponse.json").write_text(json.dumps(rows))
     records = list(read_benchmark("HarmBenchResponse", tmp_path))
     assert [r.response_label for r in records] == ["harmful", "harmful"]

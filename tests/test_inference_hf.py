@@ -32,7 +32,7 @@ def test_image_tokens_stand_where_the_placeholder_is(backend):
     prompt = backend.prompt_text(text_image)
     assert "Human user:\n<|vision_start|><|image_pad|><|vision_end|>\nWhat is shown here?\n" in prompt
     assert prompt.count("<|image_pad|>") == 1
-    assert "Human user:\n<|vision_start|><|image_pad|><|vision_end|>\n\nAI assistant:\nNone\n" in backend.prompt_text(
+    assert "Human user:\n<|vision_start|><|image_pad|><|vision_end|>\n\nAI assistant:\nNone\n\n" in backend.prompt_text(
         image_only
     )
     # The processor expands the one placeholder to the image's patch tokens.

@@ -102,7 +102,7 @@ def test_text_request_roundtrip_and_usage(api_key):
     body = server.bodies[0]
     assert body["model"] == "guard"
     assert body["messages"][0] == {"role": "system", "content": INSTRUCTION}
-    assert body["messages"][1]["content"] == "Human user:\nHow do I bake bread?\n\nAI assistant:\nNone\n"
+    assert body["messages"][1]["content"] == "Human user:\nHow do I bake bread?\n\nAI assistant:\nNone\n\n"
     assert body["max_tokens"] == 64 and body["temperature"] == 0.0 and body["seed"] == 5
     assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
     assert gen.text.startswith(REPLY) and gen.num_tokens == 7
@@ -135,7 +135,7 @@ def test_image_arrives_as_data_url_in_place(api_key, tmp_path):
             assert base64.b64decode(url.split(",", 1)[1]) == png
             assert parts[2]["text"].startswith("\nWhat is this?\n")
         else:
-            assert parts[2]["text"] == "\n\nAI assistant:\nNone\n"
+            assert parts[2]["text"] == "\n\nAI assistant:\nNone\n\n"
 
 
 def test_retries_on_503_and_429_then_succeeds(api_key):

@@ -17,8 +17,8 @@ from data_prep.record import IMAGE, MODALITIES, TEXT, TEXT_IMAGE
 from recipe.guardreasoner_vl import sample as sample_mod
 from rewards.grammar import HARMFUL, NO_RESPONSE, UNHARMFUL, parse_verdict
 
-# "Human user:\n[<image>\n][request]\n\nAI assistant:\n{response}\n" (build_transcript's layout)
-_TRANSCRIPT = re.compile(r"\AHuman user:\n(?P<request>.*?)\n\nAI assistant:\n(?P<response>.*)\n\Z", re.DOTALL)
+# "Human user:\n[<image>\n][request]\n\nAI assistant:\n{response}\n\n" (build_transcript's layout)
+_TRANSCRIPT = re.compile(r"\AHuman user:\n(?P<request>.*?)\n\nAI assistant:\n(?P<response>.*)\n\n\Z", re.DOTALL)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

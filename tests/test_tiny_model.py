@@ -118,7 +118,7 @@ def test_chat_template_matches_qwen2_vl_layout(processor):
     assert text == (
         f"<|im_start|>system\n{INSTRUCTION}<|im_end|>\n"
         "<|im_start|>user\nHuman user:\n<|vision_start|><|image_pad|><|vision_end|>\nWhat does the sign say?\n\n"
-        "AI assistant:\nNone\n<|im_end|>\n<|im_start|>assistant\n"
+        "AI assistant:\nNone\n\n<|im_end|>\n<|im_start|>assistant\n"
     )
 
 

@@ -15,6 +15,7 @@ from data_prep.mining import (
     DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, mine,
 )
 from data_prep.record import MODALITIES
+from data_prep.writers import DEFAULT_MAX_PIXELS
 
 HELP = "hard-sample mining with k generations per row"
 EXAMPLES = """examples:
@@ -40,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"rows per backend call; results are saved after each (default: {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="hf/vllm: per-image pixel budget, the same as build-rl's so rows are judged at the "
+                             f"resolution RL trains on (default: {DEFAULT_MAX_PIXELS})")
     parser.add_argument("--keep-all-modality", action="append", default=[], choices=MODALITIES,
                         help="keep every row of this modality unfiltered (repeatable; off by default; the released code kept 'image')")
 
@@ -51,7 +55,7 @@ def _backend(args: argparse.Namespace):
         return get_backend("openai", model=args.model, base_url=args.base_url)
     if args.base_url:
         raise ValueError("--base-url is only for --backend openai")
-    return get_backend(args.backend, model_path=args.model)
+    return get_backend(args.backend, model_path=args.model, max_pixels=args.max_pixels)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,8 +16,9 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
 
-from data_prep.prompt import IMAGE_PLACEHOLDER, build_messages
+from data_prep.prompt import IMAGE_PLACEHOLDER
 from data_prep.record import GuardRecord
+from data_prep.transcript import record_messages
 
 #: The paper's decoding budget for evaluation (DESIGN.md §8).
 DEFAULT_MAX_NEW_TOKENS = 4096
@@ -87,10 +88,11 @@ class InferenceBackend(Protocol):
 
 
 def request_from_record(record: GuardRecord) -> GenerationRequest:
-    """The guard prompt for a record (built only via :mod:`data_prep.prompt`)."""
+    """The guard prompt for a record, exactly as the RL/SFT parquet holds it (a concatenation keeps
+    its two-block transcript; see :func:`data_prep.transcript.record_messages`)."""
     if len(record.images) > 1:
         raise ValueError(f"record {record.id!r}: the guard takes at most one image, got {len(record.images)}")
-    messages = build_messages(record.request, record.response, has_image=bool(record.images))
+    messages = record_messages(record)
     return GenerationRequest(messages=messages, images=record.images, key=record.id)
 
 
