@@ -185,9 +185,12 @@ def mine(
             if record.id in seen:
                 raise ValueError(f"duplicate id {record.id!r} in the mining input")
             seen.add(record.id)
-            if record.id in done:
+            previous = done.get(record.id)
+            # Reuse a finished row only if it was decided under the same keep-all setting: a row kept
+            # unfiltered by an earlier run with --keep-all-modality must be mined now, and vice versa.
+            if previous is not None and bool(previous.get("unfiltered")) == (record.modality in keep_all_modalities):
                 summary.resumed += 1
-                finish(record, done[record.id])
+                finish(record, previous)
                 continue
             if record.modality in keep_all_modalities:
                 row = {"id": record.id, "modality": record.modality, "source": record.source, "k": 0,

@@ -91,6 +91,12 @@ def test_keep_all_modality_and_truncated_results(sample_records, backend, tmp_pa
     assert len(results.read_text().splitlines()) == 1 + len(sample_records)  # the cut line was dropped
     with pytest.raises(ValueError, match="k=2, not k=3"):
         mine(sample_records, backend, results_path=results, pool_path=tmp_path / "p2.jsonl", k=3)
+    # Resumed without the option, the rows kept unfiltered before are mined now (off by default).
+    again = Interrupting(backend, calls=100)
+    summary = mine(sample_records, again, results_path=results, pool_path=tmp_path / "p3.jsonl",
+                   k=2, max_new_tokens=4, batch_size=8)
+    assert sorted(again.requested) == sorted(images)
+    assert summary.report()["by_modality"]["image"]["kept_unfiltered"] == 0
 
 
 def test_split_is_seeded():
