@@ -40,6 +40,8 @@ esac
 # ---- outputs -----------------------------------------------------------------------------------------
 RUN_DIR=${RUN_DIR:-runs/guardreasoner-vl-${MODEL_SIZE}}
 SFT_DATA=${SFT_DATA:-${RUN_DIR}/data/sft_train.parquet}
+# R-SFT rows longer than this many tokens (the SFT config's data.max_length) are dropped before training.
+SFT_MAX_LENGTH=${SFT_MAX_LENGTH:-2048}
 SFT_CKPT_DIR=${SFT_CKPT_DIR:-${RUN_DIR}/checkpoints/r-sft}
 SFT_MODEL=${SFT_MODEL:-${RUN_DIR}/models/r-sft}
 MINE_DIR=${MINE_DIR:-${RUN_DIR}/mine}
@@ -161,7 +163,11 @@ grpo_env=(
 
 # ---- 1. data: the R-SFT parquet ----------------------------------------------------------------------
 if step data "${SFT_DATA}"; then
-  run -- "${GRV}" build-sft "${VLTRAIN}" -o "${SFT_DATA}"
+  # build-sft estimates tokens; check-sft-lengths measures every row as verl will and drops the rows
+  # longer than the SFT max length (truncation: error would stop R-SFT on the first one).
+  run -- "${GRV}" build-sft "${VLTRAIN}" -o "${SFT_DATA%.parquet}.all.parquet"
+  run -- "${GRV}" check-sft-lengths "${SFT_DATA%.parquet}.all.parquet" --model "${BASE_MODEL}" \
+    --max-length "${SFT_MAX_LENGTH}" -o "${SFT_DATA}" --report "${SFT_DATA%.parquet}.lengths.json"
 fi
 
 # ---- 2. sft: R-SFT, then the HF folder GRPO starts from ------------------------------------------------

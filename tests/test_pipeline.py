@@ -76,6 +76,7 @@ def test_dry_run_commands_are_the_paper_pipeline(dry_run):
         programs.append(" ".join(argv[:2]) if argv[0] != sys.executable else " ".join(argv[1:3]))
     assert programs == [
         "guardreasoner-vl build-sft",
+        "guardreasoner-vl check-sft-lengths",
         "bash examples/sft/run_sft.sh",
         "-m recipe.guardreasoner_vl.export_hf",
         "guardreasoner-vl mine",
@@ -88,9 +89,9 @@ def test_dry_run_commands_are_the_paper_pipeline(dry_run):
         "guardreasoner-vl build-eval",
         "guardreasoner-vl evaluate",
     ]
-    sft_env, _ = _strip_env(_commands(proc.stdout)[1])
+    sft_env, _ = _strip_env(_commands(proc.stdout)[2])
     assert sft_env["MODEL_PATH"] == "Qwen/Qwen2.5-VL-7B-Instruct" and sft_env["GPUS_PER_NODE"] == "4"
-    grpo_env, _ = _strip_env(_commands(proc.stdout)[8])
+    grpo_env, _ = _strip_env(_commands(proc.stdout)[9])
     # GRPO starts from the exported R-SFT model and trains on the concat step's parquet.
     assert grpo_env["MODEL_PATH"] == str(run_dir / "models" / "r-sft")
     assert grpo_env["TRAIN_FILES"] == str(run_dir / "rl" / "train.parquet")
@@ -111,7 +112,7 @@ def test_dry_run_commands_parse_with_the_real_command_lines(dry_run):
         elif argv[1:3] == ["-m", "recipe.guardreasoner_vl.export_hf"]:
             export_hf.build_parser().parse_args(argv[3:])
             checked += 1
-    assert checked == 10
+    assert checked == 11
 
 
 def test_steps_with_existing_outputs_are_skipped_unless_forced(tmp_path):

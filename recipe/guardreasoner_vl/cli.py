@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clip-schedule": ("recipe.guardreasoner_vl.clip_schedule", "print the dynamic clip ratio for steps 1..S"),
     "build-rl": ("data_prep.commands.build_rl", "write RL parquet for verl's RLHFDataset (optionally with concatenations)"),
     "build-sft": ("data_prep.commands.build_sft", "write SFT parquet for verl's MultiTurnSFTDataset"),
+    "check-sft-lengths": ("recipe.guardreasoner_vl.sft_lengths", "measure SFT rows with verl's tokenization; drop rows over max_length"),
     "export-llamafactory": ("data_prep.commands.export_llamafactory", "export a LLaMA-Factory sharegpt dataset"),
     "build-eval": ("data_prep.commands.build_eval", "write one evaluation file per benchmark"),
     "concat": ("data_prep.commands.concat", "safety-aware concatenation of sample pairs"),
