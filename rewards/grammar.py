@@ -125,13 +125,16 @@ class Verdict:
         return self.request is not None and self.response is not None
 
 
-def _read_slots(body: str) -> tuple[Optional[str], Optional[str]]:
-    """``(request, response)`` from a lower-cased result-block body; None where absent or ambiguous."""
+def _read_slots(body: str, *, first_wins: bool = False) -> tuple[Optional[str], Optional[str]]:
+    """``(request, response)`` from a lower-cased result-block body; None where absent or ambiguous.
+
+    A repeated slot must repeat the same label, unless ``first_wins`` (the first one then counts).
+    """
     labels: dict[str, Optional[str]] = {}
     for match in _SLOT.finditer(body):
         name, value = match.groups()
-        if name in labels and labels[name] is None:
-            continue  # already void
+        if name in labels and (labels[name] is None or first_wins):
+            continue  # already void, or already read
         words = value.strip().strip(_TRAILING_PUNCT).split()
         word = words[0].strip(_TRAILING_PUNCT) if len(words) == 1 else None  # "harmful / unharmful", ""
         allowed = REQUEST_LABELS if name == "request" else RESPONSE_LABELS
@@ -159,10 +162,11 @@ def _as_text(text: Any) -> Optional[str]:
         return None
 
 
-def parse_verdict(text: Any) -> Verdict:
+def parse_verdict(text: Any, *, strict: bool = True) -> Verdict:
     """Read the labels from a guard output. Never raises.
 
-    Rules (DESIGN.md §2, hardened against reward gaming):
+    Rules with ``strict=True`` (the default, and the reward's: DESIGN.md §2 hardened against
+    reward gaming):
 
     - case-insensitive; labels are read only inside the ``<result>`` block;
     - exactly one ``<result>`` and one ``</result>``, in that order, else nothing is read (two
@@ -176,11 +180,18 @@ def parse_verdict(text: Any) -> Verdict:
 
     ``format_ok`` additionally needs exactly one ``<think>`` and one ``</think>``, both before the
     result block, in that order. Non-``str`` input is decoded (bytes) or ``str()``-ed.
+
+    ``strict=False`` reads an output the way DESIGN.md §2 states the convention, for measuring a
+    model rather than rewarding it (evaluation, mining, reading a corpus's targets): labels come
+    from the first ``<result>…</result>`` block, the first ``Request:`` / ``Response:`` slot in it
+    counts, and nothing outside the block matters; ``result_ok`` then means "a block was found".
+    A slot whose value is not exactly one label is still unread. Wherever the strict parser reads
+    both labels, the lenient one reads the same.
     """
-    return Verdict(*read_verdict(text))
+    return Verdict(*read_verdict(text, strict=strict))
 
 
-def read_verdict(text: Any) -> tuple[Optional[str], Optional[str], bool, bool]:
+def read_verdict(text: Any, *, strict: bool = True) -> tuple[Optional[str], Optional[str], bool, bool]:
     """:func:`parse_verdict` as a plain ``(request, response, format_ok, result_ok)`` tuple.
 
     The reward's hot path: it skips building the frozen dataclass, a sizeable share of the parse time.
@@ -190,6 +201,14 @@ def read_verdict(text: Any) -> tuple[Optional[str], Optional[str], bool, bool]:
         return None, None, False, False
     low = raw.lower()  # all matching happens on this copy, so offsets never mix with ``raw``
     tags = _TAG.findall(low)
+    if not strict:
+        r_open = low.find(_RESULT_OPEN)
+        r_close = low.find(_RESULT_CLOSE, r_open + len(_RESULT_OPEN)) if r_open >= 0 else -1
+        if r_close < 0:
+            return None, None, tags == _WELL_FORMED_TAGS, False
+        body = low[r_open + len(_RESULT_OPEN) : r_close]
+        request, response = _CANONICAL_BODIES.get(body.strip()) or _read_slots(body, first_wins=True)
+        return request, response, tags == _WELL_FORMED_TAGS, True
     if tags != _WELL_FORMED_TAGS and [t for t in tags if t in _RESULT_TAGS] != _RESULT_TAGS:
         return None, None, False, False
     format_ok = tags == _WELL_FORMED_TAGS
