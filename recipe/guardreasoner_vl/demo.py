@@ -96,7 +96,6 @@ def training_overrides(model: Path, train: Path, val: Path, out: Path, steps: in
         "data.max_prompt_length=1024",
         "data.max_response_length=32",
         "data.dataloader_num_workers=0",
-        "data.filter_overlong_prompts=False",
         "actor_rollout_ref.rollout.n=2",
         "actor_rollout_ref.actor.ppo_mini_batch_size=4",
         "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384",
