@@ -11,9 +11,7 @@ import json
 from pathlib import Path
 
 from data_prep.commands._common import add_input_arguments, error_policy, iter_inputs, progress_bar
-from data_prep.mining import (
-    DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, mine,
-)
+from data_prep.mining import DEFAULT_BATCH_SIZE, DEFAULT_K, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, mine
 from data_prep.record import MODALITIES
 from data_prep.writers import DEFAULT_MAX_PIXELS
 
@@ -26,36 +24,27 @@ EXAMPLES = """examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from recipe.guardreasoner_vl.evaluation.commands._common import add_backend_arguments
+
     parser.epilog = EXAMPLES
     add_input_arguments(parser)
     parser.add_argument("-o", "--output-dir", type=Path, required=True, help="results.jsonl, pool.jsonl, report.json")
-    parser.add_argument("--backend", default="hf", choices=("hf", "openai", "vllm"), help="inference backend (default: hf)")
-    parser.add_argument("--model", required=True, help="model path (hf, vllm) or served model name (openai)")
-    parser.add_argument("--base-url", default=None, help="OpenAI-compatible server URL (openai backend)")
     parser.add_argument("-k", type=int, default=DEFAULT_K, help=f"generations per row (default and paper: {DEFAULT_K})")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
-                        help=f"sampling temperature (default and paper: {DEFAULT_TEMPERATURE})")
-    parser.add_argument("--top-p", type=float, default=DEFAULT_TOP_P, help=f"top-p (default and paper: {DEFAULT_TOP_P})")
-    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
-                        help=f"generation budget (default: {DEFAULT_MAX_NEW_TOKENS})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"rows per backend call; results are saved after each (default: {DEFAULT_BATCH_SIZE})")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="hf/vllm: per-image pixel budget, the same as build-rl's so rows are judged at the "
-                             f"resolution RL trains on (default: {DEFAULT_MAX_PIXELS})")
     parser.add_argument("--keep-all-modality", action="append", default=[], choices=MODALITIES,
                         help="keep every row of this modality unfiltered (repeatable; off by default; the released code kept 'image')")
+    # The evaluation commands' backend options, with mining's paper defaults (DESIGN.md §6) and
+    # build-rl's pixel budget, so rows are judged at the resolution RL trains on.
+    add_backend_arguments(parser, temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P, max_pixels=DEFAULT_MAX_PIXELS)
 
 
 def _backend(args: argparse.Namespace):
-    from recipe.guardreasoner_vl.inference import get_backend
+    from recipe.guardreasoner_vl.evaluation.commands._common import backend_from_args
 
-    if args.backend == "openai":
-        return get_backend("openai", model=args.model, base_url=args.base_url)
-    if args.base_url:
+    if args.base_url and args.backend != "openai":
         raise ValueError("--base-url is only for --backend openai")
-    return get_backend(args.backend, model_path=args.model, max_pixels=args.max_pixels)
+    return backend_from_args(args)
 
 
 def run(args: argparse.Namespace) -> int:

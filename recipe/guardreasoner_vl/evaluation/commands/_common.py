@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Optional
 
 from recipe.guardreasoner_vl.inference.base import BACKEND_NAMES, DEFAULT_MAX_NEW_TOKENS, InferenceBackend, get_backend
 from recipe.guardreasoner_vl.evaluation.metrics import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--backend``, ``--model`` and the options of each backend."""
+def add_backend_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_pixels: Optional[int] = None,
+) -> None:
+    """``--backend``, ``--model`` and the options of each backend.
+
+    The decoding defaults are the caller's paper values: greedy for evaluation and ``moderate``,
+    T = 1.0 / top-p 0.95 with build-rl's pixel budget for hard-sample mining.
+    """
     group = parser.add_argument_group("inference backend")
     group.add_argument("--backend", choices=BACKEND_NAMES, default="hf",
                        help="hf: transformers generate (CPU/GPU); openai: an OpenAI-compatible server "
@@ -19,13 +29,16 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
                        help="model directory (hf, vllm) or the server's model name (openai)")  # fmt: skip
     group.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
                        help=f"decoding budget (paper: 4096). Default: {DEFAULT_MAX_NEW_TOKENS}")  # fmt: skip
-    group.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (paper). Default: 0")
-    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling when temperature > 0. Default: 1.0")
+    group.add_argument("--temperature", type=float, default=temperature,
+                       help=f"sampling temperature, 0 = greedy. Default and paper: {temperature:g}")  # fmt: skip
+    group.add_argument("--top-p", type=float, default=top_p,
+                       help=f"nucleus sampling when temperature > 0. Default and paper: {top_p:g}")  # fmt: skip
     group.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed. Default: 0")
     group.add_argument("--device", default="auto", help="hf: cuda, cpu or auto. Default: auto")
     group.add_argument("--dtype", default="auto", help="hf/vllm: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
-    group.add_argument("--max-pixels", type=int, default=None,
-                       help="hf/vllm: cap image pixels (fewer visual tokens). Default: the processor's setting")  # fmt: skip
+    group.add_argument("--max-pixels", type=int, default=max_pixels,
+                       help="hf/vllm: cap image pixels (fewer visual tokens). Default: "
+                            + ("the processor's setting" if max_pixels is None else str(max_pixels)))  # fmt: skip
     group.add_argument("--base-url", default=None,
                        help="openai: server URL. Default: $OPENAI_BASE_URL or http://127.0.0.1:8000/v1 "
                             "(the key is read from $OPENAI_API_KEY)")  # fmt: skip
