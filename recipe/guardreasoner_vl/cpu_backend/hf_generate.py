@@ -166,7 +166,7 @@ def generate_one(
         logits = torch.cat([step.float() for step in out.logits], dim=0)[: len(token_ids)]
         if not greedy:
             logits = logits / temperature
-        chosen = torch.tensor(token_ids, dtype=torch.long).unsqueeze(-1)
+        chosen = torch.tensor(token_ids, dtype=torch.long, device=logits.device).unsqueeze(-1)
         log_probs = torch.log_softmax(logits, dim=-1).gather(-1, chosen).squeeze(-1).tolist()
 
     finish_reason = "stop" if token_ids and token_ids[-1] in eos and not ignore_eos else "length"

@@ -56,8 +56,12 @@ def _torch_dtype(name: str) -> torch.dtype:
 
 
 def load_generation_model(model_config: HFModelConfig, dtype: torch.dtype) -> torch.nn.Module:
-    """The generation model, from the same folder and with the same overrides as the actor."""
+    """The generation model, from the same folder and with the same overrides as the actor, on the
+    platform's accelerator when this process sees one (on a GPU host the server process sees the GPUs of
+    its node: Ray leaves ``CUDA_VISIBLE_DEVICES`` alone for an actor that asks for none), else the CPU."""
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    from verl.utils.device import get_device_name, get_torch_device
 
     hf_config = model_config.hf_config
     auto_cls = AutoModelForImageTextToText if getattr(hf_config, "vision_config", None) else AutoModelForCausalLM
@@ -68,7 +72,8 @@ def load_generation_model(model_config: HFModelConfig, dtype: torch.dtype) -> to
         attn_implementation=attn,
         trust_remote_code=model_config.trust_remote_code,
     )
-    return model.eval()
+    device = get_device_name() if get_torch_device().is_available() else "cpu"
+    return model.to(device).eval()
 
 
 class HFRolloutServer:
@@ -142,6 +147,7 @@ class HFRolloutServer:
         for key in ("pixel_values", "pixel_values_videos"):
             if key in inputs:
                 inputs[key] = inputs[key].to(dtype)
+        inputs = {key: value.to(self.model.device) for key, value in inputs.items()}
         return generate_one(
             self.model,
             inputs,
