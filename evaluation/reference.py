@@ -66,14 +66,6 @@ PAPER_AVERAGES: Mapping[str, Mapping[str, Mapping[str, float]]] = {
     "LLaMA Guard 3 Vision": {"prompt": {"text": 67.24, "all": 48.03}, "response": {"text": 59.28, "all": 54.01}},
 }
 
-#: Approximate mean output length in tokens of the released models (DESIGN.md §8).
-PAPER_MEAN_OUTPUT_TOKENS: Mapping[str, str] = {
-    "GuardReasoner-VL-7B": "about 208-213",
-    "GuardReasoner-VL-3B": "about 208-213",
-    "GuardReasoner-VL-Eco-7B": "about 180-187",
-    "GuardReasoner-VL-Eco-3B": "about 180-187",
-}
-
 SOURCE = "GuardReasoner-VL, arXiv 2505.11049, Table 1 (prompt) and Table 2 (response), F1 %"
 
 

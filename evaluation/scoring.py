@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from evaluation.benchmarks import BENCHMARKS, PROMPT, TASKS, get_spec
+from data_prep.benchmarks import BENCHMARKS, PROMPT, TASKS, get_spec
 from evaluation.metrics import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
