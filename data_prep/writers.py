@@ -6,7 +6,7 @@ All writers stream: rows are shaped one at a time by a pure row function (:func:
 up), against a declared schema (an empty output is still typed). Output goes to a hidden temporary
 file renamed on success (:mod:`data_prep.atomic`), so a crash leaves no output file.
 
-RL parquet (verl ``RLHFDataset``, DESIGN.md §9)::
+RL parquet (verl ``RLHFDataset``, docs/design.md §9)::
 
     data_source   string                       one per source / benchmark
     prompt        list<{role, content}>        [system INSTRUCTION, user transcript with <image>]

@@ -2,9 +2,9 @@
 
 Source: GuardReasoner-VL (Liu et al., arXiv 2505.11049, NeurIPS 2025), Table 1 (F1 %, prompt
 harmfulness detection, 8 benchmarks) and Table 2 (F1 %, response harmfulness detection, 6
-benchmarks), for the released checkpoints and the two VLM baselines DESIGN.md §8 names. The tables
+benchmarks), for the released checkpoints and the two VLM baselines docs/design.md §8 names. The tables
 were read from a stored text copy of the paper (retrieved through this project's search tool); the
-"Average (All)" values agree with DESIGN.md §8.
+"Average (All)" values agree with docs/design.md §8.
 
 Consistency check (``tests/test_eval_metrics.py``): the sample-weighted averages of the
 per-benchmark numbers below, with the registry's sizes, reproduce the paper's "Average (Text)" and
