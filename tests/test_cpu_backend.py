@@ -249,7 +249,6 @@ def test_parse_console_metrics():
 
 
 @pytest.mark.e2e
-@pytest.mark.timeout(1200)
 def test_main_ppo_grpo_runs_on_cpu_and_rollout_serves_updated_weights(tiny_model_dir, tmp_path):
     data = _write_rl_parquet(tmp_path / "rl.parquet")
     command = [
@@ -289,7 +288,7 @@ def test_main_ppo_grpo_runs_on_cpu_and_rollout_serves_updated_weights(tiny_model
     ]
     env = {**os.environ, **CPU_ENV, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": "1", "RAY_DEDUP_LOGS": "0"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1100)
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     log = proc.stdout + proc.stderr
     (tmp_path / "main_ppo.log").write_text(log)
     assert proc.returncode == 0, f"main_ppo failed (rc={proc.returncode}); log tail:\n{log[-6000:]}"

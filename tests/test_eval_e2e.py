@@ -169,11 +169,11 @@ def test_moderate_console_script_text_image(tiny_model_dir, raw_dir):
     proc = subprocess.run(
         [str(script), "moderate", "--model", str(tiny_model_dir), "--backend", "hf", "--text", "What is this?",
          "--image", str(image), "--response", "A picture.", "--json", "--max-new-tokens", "6", "--device", "cpu"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert isinstance(result["output"], str) and 1 <= result["num_tokens"] <= 6
     missing = subprocess.run([str(script), "moderate", "--model", str(tiny_model_dir), "--image", "/nonexistent.png"],
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+                             capture_output=True, text=True)  # fmt: skip
     assert missing.returncode == 1 and "does not exist" in missing.stderr

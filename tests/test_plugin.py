@@ -18,6 +18,9 @@ import pytest
 
 pytest.importorskip("verl")
 
+#: Every test here reads probes that start fresh verl interpreters.
+pytestmark = pytest.mark.e2e
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = r"""
@@ -88,7 +91,7 @@ def _probe(**env_changes: str | None) -> dict:
             env[key] = value
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, str(_free_port())],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("PROBE")]
     assert proc.returncode == 0 and lines, f"probe failed (rc={proc.returncode}):\n{proc.stderr[-4000:]}"
