@@ -106,7 +106,7 @@ def test_every_step_ran_and_handed_over_its_outputs(pipeline):
         "eval/grpo-standard/results.json",
     ):  # fmt: skip
         assert (run_dir / output).is_file(), output
-    assert log.rstrip().endswith("pipeline.sh: done (data,sft,mine,split,concat,grpo,eval)")
+    assert "\npipeline.sh: done (data,sft,mine,split,concat,grpo,eval)\n" in log
 
 
 def test_sft_step_trained_through_torchrun_and_exported_a_loadable_model(pipeline, tiny_model_dir):
