@@ -13,7 +13,7 @@ backend), which is how the tests exercise it.
 
 On a bare GPU host without Ray, TransferQueue, vLLM (verl imports them at module level but a
 single-process worker never uses them) ``--stub-missing`` installs permissive stand-ins for exactly
-those modules when they are not importable (see /work/shared/GPU_NOTES.md for the wheel list)::
+those modules when they are not importable (docs/gpu_guide.md lists the wheels such a host needs)::
 
     python benchmarks/gpu_actor_update.py --stub-missing --json gpu_actor_update.json   # GPU, 3B
     python benchmarks/gpu_actor_update.py --tiny --json /tmp/tiny.json                  # CPU, seconds
@@ -380,7 +380,7 @@ def main(argv=None) -> int:
     from verl.workers.utils.losses import ppo_loss
 
     from recipe.guardreasoner_vl.policy_loss import ScheduledClipLoss
-    from recipe.guardreasoner_vl.tiny_model import build_tiny_model
+    from demo.tiny_model import build_tiny_model
 
     torch.manual_seed(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="gpu_actor_update_"))

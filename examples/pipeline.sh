@@ -7,7 +7,7 @@
 # (FORCE=1 redoes it); the long steps resume on their own when rerun (verl resumes SFT/GRPO from the
 # last checkpoint, mining and evaluation skip finished ids). Choose steps with STEPS=sft,grpo,... or
 # SKIP_<STEP>=1. DRY_RUN=1 prints every command and runs none of them, except that it composes and
-# validates every Hydra config it would launch (python -m recipe.guardreasoner_vl.check_config).
+# validates every Hydra config it would launch (guardreasoner-vl check-config).
 #
 #   VLTRAIN=/data/GuardReasoner-VLTrain BENCHMARKS=/data/GuardReasoner-VLTest MODEL_SIZE=7b bash examples/pipeline.sh
 #   DRY_RUN=1 bash examples/pipeline.sh
@@ -68,6 +68,17 @@ VAL_FRACTION=${VAL_FRACTION:-0.2}
 CONCAT_FRACTION=${CONCAT_FRACTION:-0.2}
 SEED=${SEED:-0}
 EVAL_BACKEND=${EVAL_BACKEND:-vllm}
+
+# ---- extra arguments per step (word-split; e.g. a CPU smoke run on a tiny model) --------------------
+# Hydra overrides appended to the launch scripts, and options appended to the commands.
+SFT_ARGS=${SFT_ARGS:-}
+GRPO_ARGS=${GRPO_ARGS:-}
+MINE_ARGS=${MINE_ARGS:-}
+EVAL_ARGS=${EVAL_ARGS:-}
+read -ra sft_args <<< "${SFT_ARGS}"
+read -ra grpo_args <<< "${GRPO_ARGS}"
+read -ra mine_args <<< "${MINE_ARGS}"
+read -ra eval_args <<< "${EVAL_ARGS}"
 
 # ---- control -----------------------------------------------------------------------------------------
 ALL_STEPS=(data sft mine split concat grpo eval)
@@ -172,15 +183,15 @@ fi
 
 # ---- 2. sft: R-SFT, then the HF folder GRPO starts from ------------------------------------------------
 if step sft "${SFT_MODEL}"; then
-  [[ "${DRY_RUN}" == 1 ]] && check_launch "${sft_env[@]}" bash "${SFT_SCRIPT}"
-  run "${sft_env[@]}" -- bash "${SFT_SCRIPT}"
-  run -- "${PYTHON}" -m recipe.guardreasoner_vl.export_hf --checkpoint-dir "${SFT_CKPT_DIR}" --out "${SFT_MODEL}" --overwrite
+  [[ "${DRY_RUN}" == 1 ]] && check_launch "${sft_env[@]}" bash "${SFT_SCRIPT}" "${sft_args[@]}"
+  run "${sft_env[@]}" -- bash "${SFT_SCRIPT}" "${sft_args[@]}"
+  run -- "${GRV}" export-hf --checkpoint-dir "${SFT_CKPT_DIR}" -o "${SFT_MODEL}" --overwrite
 fi
 
 # ---- 3. mine: k generations per row, keep the rows no generation got right --------------------------
 if step mine "${MINE_DIR}/report.json"; then
   run -- "${GRV}" mine "${VLTRAIN}" --backend "${MINE_BACKEND}" --model "${SFT_MODEL}" -k "${MINE_K}" \
-    --seed "${SEED}" -o "${MINE_DIR}"
+    --seed "${SEED}" -o "${MINE_DIR}" "${mine_args[@]}"
 fi
 
 # ---- 4. split: sample the RL pool, train/val ---------------------------------------------------------
@@ -199,10 +210,10 @@ fi
 
 # ---- 6. grpo: online RL from the R-SFT model, then the HF folder for evaluation ---------------------
 if step grpo "${GRPO_MODEL}"; then
-  [[ "${DRY_RUN}" == 1 ]] && check_launch "${grpo_env[@]}" bash "${GRPO_SCRIPT}"
-  run "${grpo_env[@]}" -- bash "${GRPO_LAUNCHER}"
-  run -- "${PYTHON}" -m recipe.guardreasoner_vl.export_hf --checkpoint-dir "${GRPO_CKPT_DIR}" --component actor \
-    --out "${GRPO_MODEL}" --overwrite
+  [[ "${DRY_RUN}" == 1 ]] && check_launch "${grpo_env[@]}" bash "${GRPO_SCRIPT}" "${grpo_args[@]}"
+  run "${grpo_env[@]}" -- bash "${GRPO_LAUNCHER}" "${grpo_args[@]}"
+  run -- "${GRV}" export-hf --checkpoint-dir "${GRPO_CKPT_DIR}" --component actor \
+    -o "${GRPO_MODEL}" --overwrite
 fi
 
 # ---- 7. eval: the 14 benchmark/task pairs, F1 tables ---------------------------------------------------
@@ -210,8 +221,8 @@ if step eval "${EVAL_DIR}/results.json"; then
   if [[ ! -d "${EVAL_DATA}" || "${FORCE}" == 1 ]]; then
     run -- "${GRV}" build-eval "${BENCHMARKS}" -o "${EVAL_DATA}"
   fi
-  run -- "${GRV}" evaluate --data-dir "${EVAL_DATA}" --out-dir "${EVAL_DIR}" --backend "${EVAL_BACKEND}" \
-    --model "${EVAL_MODEL}"
+  run -- "${GRV}" evaluate --data-dir "${EVAL_DATA}" -o "${EVAL_DIR}" --backend "${EVAL_BACKEND}" \
+    --model "${EVAL_MODEL}" "${eval_args[@]}"
 fi
 
 echo "pipeline.sh: done (${STEPS})$([[ "${DRY_RUN}" == 1 ]] && echo ', dry run: nothing was run')"

@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 
 from data_prep.records_io import read_records
-from recipe.guardreasoner_vl.cli import main
+from cli.main import main
 
 
 def test_sample_pipeline(sample_dir, tmp_path, capsys):
@@ -31,9 +31,10 @@ def test_sample_pipeline(sample_dir, tmp_path, capsys):
     capsys.readouterr()
 
     assert main(["build-eval", str(sample_dir / "benchmarks"), "-o", str(out / "eval"),
-                 "--benchmark", "HarmImageTest", "--benchmark", "ToxicChat"]) == 0
+                 "--benchmarks", "HarmImageTest", "ToxicChat"]) == 0
     rows = [json.loads(line) for line in (out / "eval" / "HarmImageTest.jsonl").read_text().splitlines()]
-    assert all((out / "eval" / r["image"]).is_file() and r["image"].endswith(f"{r['id']}.png") for r in rows)
+    assert len(rows) == 4 and all(len(r["images"]) == 1 and (out / "eval" / r["images"][0]).is_file() for r in rows)
+    assert all(r["meta"]["tasks"] == ["prompt"] for r in rows)
 
     assert main(["export-llamafactory", str(vltrain), "-o", str(out / "lf"), "--name", "sample"]) == 0
     assert "sample" in json.loads((out / "lf" / "dataset_info.json").read_text())

@@ -16,7 +16,7 @@ from data_prep.prompt import INSTRUCTION, build_transcript
 from data_prep.readers import parse_mapping, read_any, read_benchmark, read_hf, read_table, read_vltrain
 from data_prep.records_io import read_records, write_records
 from data_prep.transcript import parse_transcript
-from recipe.guardreasoner_vl.cli import main as cli_main
+from cli.main import main as cli_main
 from rewards.grammar import format_output
 
 
@@ -148,11 +148,12 @@ def test_text_benchmark_labels(tmp_path):
 
 
 def test_bundled_mini_benchmarks_read(sample_dir):
-    from data_prep.benchmarks import BENCHMARKS
+    from data_prep.benchmarks import BENCHMARK_FILES
 
-    for name, info in BENCHMARKS.items():
-        records = list(read_benchmark(name, sample_dir / "benchmarks"))
-        assert len(records) == 4 and all(r.source == name for r in records)
+    for stem, info in BENCHMARK_FILES.items():
+        records = list(read_benchmark(stem, sample_dir / "benchmarks"))
+        # rows carry the display name the evaluation tables use (SPA_VL_Eval.json -> SPA-VL-Eval)
+        assert len(records) == 4 and all(r.source == info.name for r in records)
         assert all(bool(r.images) == (info.layout == "vl") for r in records)
 
 
