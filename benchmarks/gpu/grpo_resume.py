@@ -139,11 +139,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     started = time.monotonic()
     model = workload.build_model(device, common.model_dir(device))
-    train, val = workload.build_rl_data(device, work / "data")
+    data = workload.build_rl_data(device, work / "data")
     prepare_s = time.monotonic() - started
-    print(f"[grpo] model {model}; data in {train.parent} ({prepare_s:.0f} s)", flush=True)
+    print(f"[grpo] model {model}; data in {data.train.parent} ({prepare_s:.0f} s)", flush=True)
 
-    shared = run_overrides(device, model, train, val, work)
+    shared = run_overrides(device, model, data.train, data.val, work)
     checkpoint = work / "checkpoints" / "global_step_2"
     clips = figures.scheduled_clips(checked_config([*shared, *resumed_run(checkpoint)]), [1, 2, 3])
     entry = [sys.executable, "-m", "recipe.guardreasoner_vl.main_grpo"]
@@ -165,7 +165,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         runs,
         expected_clip=clips,
         expected_steps={"first": [1, 2], "resumed": [3]},
-        val_sources=workload.VAL_BENCHMARKS,
+        val_sources=data.val_sources,
         val_runs=["resumed"],
     )
     if "resumed" not in runs:

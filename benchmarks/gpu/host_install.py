@@ -47,13 +47,15 @@ STAMP = ".installed.json"
 #: What the trainer imports, checked after the install with the carried packages first on the path
 #: (``VERL_USE_EXTERNAL_MODULES`` loads the recipe's plugin as the uninstalled checkout needs).
 IMPORT_CHECK = """
-import importlib, json, sys
+import importlib, importlib.metadata, json
 mods = ["verl", "ray", "transfer_queue", "transformers", "tokenizers", "tensordict", "hydra", "omegaconf",
         "qwen_vl_utils", "torchvision", "torch", "pyarrow", "pandas", "datasets", "fastapi", "uvicorn", "zmq"]
+owners = importlib.metadata.packages_distributions()
 found = {}
 for name in mods:
     module = importlib.import_module(name)
-    found[name] = [getattr(module, "__version__", "?"), str(getattr(module, "__file__", ""))]
+    found[name] = {"version": str(getattr(module, "__version__", "")), "file": str(getattr(module, "__file__", "")),
+                   "dists": owners.get(name, [])}
 import verl.trainer.main_ppo  # noqa: F401  (verl's whole trainer import chain)
 import recipe.guardreasoner_vl.main_grpo, recipe.guardreasoner_vl.trainer  # noqa: F401,E401
 from verl.trainer.ppo.core_algos import POLICY_LOSS_REGISTRY
@@ -96,20 +98,23 @@ def install(wheels: Sequence[Path], site: Path, digest: str) -> bool:
     return True
 
 
-def check_imports(site: Path, manifest: chunks.Manifest) -> dict[str, list[str]]:
-    """Import the trainer with the carried set; the carried versions must be the ones imported."""
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def check_imports(site: Path, manifest: chunks.Manifest) -> dict[str, dict]:
+    """Import the trainer with the carried set; a module of a carried wheel must come from ``site``
+    (not from the host's own, possibly other, version)."""
     proc = subprocess.run(
         [sys.executable, "-c", IMPORT_CHECK], env=carried_env(site), cwd=REPO_ROOT, capture_output=True, text=True
     )
     if proc.returncode != 0:
         raise SystemExit(f"host_install.py: the import check failed:\n{proc.stderr[-4000:]}")
     found = json.loads(proc.stdout.strip().splitlines()[-1])
-    carried = {w.file.split("-")[0].lower(): w.file.split("-")[1] for w in manifest.wheels}
-    for module, (version, path) in found.items():
-        if module in carried and carried[module] != version.split("+")[0]:
-            raise SystemExit(
-                f"host_install.py: {module} {version} was imported from {path}, not the carried {carried[module]}"
-            )
+    carried = {_canonical(w.file.split("-")[0]) for w in manifest.wheels}
+    for module, info in found.items():
+        if {_canonical(d) for d in info["dists"]} & carried and not Path(info["file"]).resolve().is_relative_to(site.resolve()):
+            raise SystemExit(f"host_install.py: {module} was imported from {info['file']}, not from the carried set in {site}")
     return found
 
 
@@ -140,7 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"{'installed' if installed else 'already installed'}: {len(report.ready)} wheels in {args.site}", flush=True)
     if not args.no_check:
         found = check_imports(args.site, report.manifest)
-        print("imports ok: " + ", ".join(f"{name} {version}" for name, (version, _) in sorted(found.items())))
+        print("imports ok: " + ", ".join(f"{name} {info['version'] or '?'}" for name, info in sorted(found.items())))
     return 0
 
 

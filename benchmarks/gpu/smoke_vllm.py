@@ -124,9 +124,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model = Path(model).resolve()
     if not (model / "config.json").is_file():
         parser.error(f"--model {model}: no config.json there (a local Hugging Face model folder is needed)")
-    train, val = workload.build_rl_data(device, work / "data")
+    data = workload.build_rl_data(device, work / "data")
     metrics = work / "smoke.metrics.jsonl"
-    env = script_env(device, model, train, val, work, base)
+    env = script_env(device, model, data.train, data.val, work, base)
     overrides = smoke_overrides(device, metrics)
 
     config_name, launched = composed(env, overrides)
@@ -146,7 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         {"smoke": (result, metrics)},
         expected_clip=clips,
         expected_steps={"smoke": list(range(1, STEPS + 1))},
-        val_sources=workload.VAL_BENCHMARKS,
+        val_sources=data.val_sources,
         val_runs=["smoke"],
     )
     prompts, samples, response = SIZES[device]

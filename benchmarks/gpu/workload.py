@@ -26,8 +26,17 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 DEVICES = ("cuda", "cpu")
-#: Validation benchmarks: prompt-only text, and text-image with responses (both tasks scored).
+#: Validation benchmarks (released file stems): prompt-only text, and text-image with responses (both
+#: tasks scored).
 VAL_BENCHMARKS = ("ToxicChat", "SPA_VL_Eval")
+
+
+@dataclass(frozen=True)
+class RLData:
+    train: Path
+    val: Path
+    #: The ``data_source`` of each validation benchmark (its display name, e.g. ``SPA-VL-Eval``).
+    val_sources: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ def workload(device: str) -> Workload:
 
 def build_model(device: str, out: Path) -> Path:
     """The run's model folder under ``out`` (reused when it is already there); returns its path."""
-    from recipe.guardreasoner_vl.tiny_model import build_tiny_model
+    from demo.tiny_model import build_tiny_model
 
     tiny = out / "tiny_model"
     if not (tiny / "config.json").is_file():
@@ -91,18 +100,18 @@ def build_model(device: str, out: Path) -> Path:
 
 def _sample_records():
     from data_prep.readers import read_vltrain
-    from recipe.guardreasoner_vl.sample import VLTRAIN_DIR
+    from demo.sample import VLTRAIN_DIR
 
     return list(read_vltrain(VLTRAIN_DIR))
 
 
-def build_rl_data(device: str, out: Path) -> tuple[Path, Path]:
+def build_rl_data(device: str, out: Path) -> RLData:
     """``train.parquet`` (the sample) and ``val.parquet`` (the first rows of each validation benchmark)."""
     from itertools import islice
 
     from data_prep.readers import read_benchmark
     from data_prep.writers import write_rl
-    from recipe.guardreasoner_vl.sample import SAMPLE_DIR
+    from demo.sample import SAMPLE_DIR
 
     load = workload(device)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +124,7 @@ def build_rl_data(device: str, out: Path) -> tuple[Path, Path]:
             raise ValueError(f"mini benchmark {name} has {len(rows)} rows, the run needs {load.val_rows_per_benchmark}")
         val_records.extend(rows)
     write_rl(val_records, val, split="val", options=load.image_options)
-    return train, val
+    return RLData(train, val, tuple(dict.fromkeys(record.source for record in val_records)))
 
 
 def build_sft_data(device: str, out: Path) -> Path:
