@@ -188,7 +188,7 @@ def marker_environment(python_version: str) -> dict[str, str]:
 
 @dataclass
 class Closure:
-    #: canonical name -> the chain of requirements that brought it in (root first).
+    #: canonical name -> the chain of requirement strings that brought it in (root first).
     via: dict[str, list[str]] = field(default_factory=dict)
     #: canonical name -> every version specifier the closure puts on it.
     specifiers: dict[str, list[SpecifierSet]] = field(default_factory=dict)
@@ -225,7 +225,7 @@ def closure(
             for dep in packages[name].requires:
                 if dep.marker is not None and not dep.marker.evaluate({**env, "extra": extra}):
                     continue
-                queue.append((dep, chain + [f"{packages[name].name}=={packages[name].version}"]))
+                queue.append((dep, result.via[name]))
     return result
 
 

@@ -150,6 +150,9 @@ def split(
         raise ValueError(f"two wheels with the same file name: {', '.join(duplicates)}")
     if not wheels:
         raise ValueError("no wheels to split")
+    empty = [str(w) for w in wheels if Path(w).stat().st_size == 0]
+    if empty:
+        raise ValueError(f"empty file(s), not wheels: {', '.join(empty)}")
     work = out.with_name(out.name + ".incomplete")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

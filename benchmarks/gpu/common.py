@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -92,11 +93,23 @@ def launch(
     return result
 
 
-def emit(report: dict[str, Any], json_path: Optional[Path], failed: Sequence[monitor.RunResult] = ()) -> int:
-    """Print the report as ONE JSON line (and write it indented to ``json_path``); 0 if it is ok."""
+def emit(
+    report: dict[str, Any],
+    json_path: Optional[Path],
+    failed: Sequence[monitor.RunResult] = (),
+    metrics: Optional[Mapping[str, Path]] = None,
+) -> int:
+    """Print the report as ONE JSON line; 0 if it is ok.
+
+    With ``json_path`` the report is also written there, indented, and each run's raw verl metrics
+    (``metrics``: run name -> file) are copied beside it as ``<stem>.<run>.metrics.jsonl``, so the
+    figures can be recomputed from what verl logged."""
     if json_path is not None:
         json_path = Path(json_path)
         json_path.parent.mkdir(parents=True, exist_ok=True)
+        for name, source in (metrics or {}).items():
+            if Path(source).is_file():
+                shutil.copyfile(source, json_path.with_name(f"{json_path.stem}.{name}.metrics.jsonl"))
         tmp = json_path.with_name(json_path.name + ".tmp")
         tmp.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
         os.replace(tmp, json_path)

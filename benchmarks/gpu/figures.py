@@ -174,7 +174,7 @@ def grpo_report(
             "peak_host_pss_gib": round(result.peak_host_pss_gib, 2),
             "peak_host_rss_gib": round(result.peak_host_rss_gib, 2),
             "peak_gpu_used_gib": None if result.peak_gpu_used_gib is None else round(result.peak_gpu_used_gib, 2),
-            "log": str(result.log),
+            "log": result.log.name,
         }
         if result.returncode != 0:
             problems.append(f"run {name} exited {result.returncode} (log {result.log})")

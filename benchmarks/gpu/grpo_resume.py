@@ -105,6 +105,23 @@ def run_overrides(device: str, model: Path, train: Path, val: Path, work: Path) 
     ]
 
 
+#: Bytes per parameter of a full FSDP checkpoint: fp32 weights and AdamW's two fp32 moments.
+FULL_CHECKPOINT_BYTES_PER_PARAM = 12
+
+
+def checkpoint_contents(model: Path, work: Path, choice: str = "auto") -> list[str]:
+    """What the step-2 checkpoint holds. ``full``: weights, optimizer and trainer state (a true resume;
+    3B: about 42 GiB); ``model``: weights and trainer state only (15 GiB, about a minute less of saving
+    and loading on the GPU host; the resumed run starts with fresh AdamW moments); ``auto``: full when
+    the disk has room for it. The JSON says which was used."""
+    full, light = ["model", "optimizer", "extra"], ["model", "extra"]
+    if choice != "auto":
+        return full if choice == "full" else light
+    params = sum(f.stat().st_size for f in model.glob("*.safetensors")) // 2  # bf16 files: 2 bytes a parameter
+    need = int(params * FULL_CHECKPOINT_BYTES_PER_PARAM * 1.1)
+    return full if shutil.disk_usage(work).free > need else light
+
+
 FIRST_RUN = ["trainer.total_training_steps=2", "trainer.save_freq=2", "trainer.test_freq=-1", "trainer.resume_mode=disable"]
 
 
@@ -130,6 +147,10 @@ def checked_config(overrides: Sequence[str]) -> Any:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="grpo_resume.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_common_arguments(parser, "grpo")
+    parser.add_argument(
+        "--checkpoint", choices=["auto", "full", "model"], default="auto",
+        help="step-2 checkpoint contents: full (with optimizer), model (weights only), auto (full if the disk has room)",
+    )
     parser.add_argument("--keep-checkpoint", action="store_true", help="keep the step-2 checkpoint (3B: about 42 GiB)")
     args = parser.parse_args(argv)
     device = args.device
@@ -143,7 +164,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prepare_s = time.monotonic() - started
     print(f"[grpo] model {model}; data in {data.train.parent} ({prepare_s:.0f} s)", flush=True)
 
-    shared = run_overrides(device, model, data.train, data.val, work)
+    contents = checkpoint_contents(model, work, args.checkpoint)
+    shared = [
+        *run_overrides(device, model, data.train, data.val, work),
+        # verl loads what it saved (load_contents follows save_contents).
+        f"actor_rollout_ref.actor.checkpoint.save_contents=[{','.join(contents)}]",
+    ]
     checkpoint = work / "checkpoints" / "global_step_2"
     clips = figures.scheduled_clips(checked_config([*shared, *resumed_run(checkpoint)]), [1, 2, 3])
     entry = [sys.executable, "-m", "recipe.guardreasoner_vl.main_grpo"]
@@ -180,6 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model=load.model,
         checkpoint={
             "step": 2,
+            "contents": contents,
             "gib": None if checkpoint_bytes is None else round(checkpoint_bytes / monitor.GIB, 3),
             "save_s": saved[0]["checkpoint_s"] if saved else None,
         },
@@ -196,7 +223,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     if not args.keep_checkpoint:
         shutil.rmtree(work / "checkpoints", ignore_errors=True)
-    return common.emit(report, args.json, failed=[result for result, _ in runs.values()])
+    return common.emit(
+        report, args.json, failed=[result for result, _ in runs.values()], metrics={name: path for name, (_, path) in runs.items()}
+    )
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "versions": figures.versions(),
     }
     shutil.rmtree(checkpoints, ignore_errors=True)
-    return common.emit(report, args.json, failed=[result])
+    return common.emit(report, args.json, failed=[result], metrics={"sft": metrics})
 
 
 if __name__ == "__main__":

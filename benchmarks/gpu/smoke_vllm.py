@@ -160,7 +160,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rollout=rollout,
         versions=figures.versions(),
     )
-    return common.emit(report, args.json, failed=[result])
+    return common.emit(report, args.json, failed=[result], metrics={"smoke": metrics})
 
 
 if __name__ == "__main__":
