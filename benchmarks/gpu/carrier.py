@@ -109,11 +109,14 @@ def platform_args(python_version: str, glibc_minor: int) -> list[str]:
     return args
 
 
-def pip(*args: str, quiet: bool = True) -> None:
+def pip(*args: str, show: bool = False) -> None:
+    """Run pip with this interpreter; ``show`` lets its output (download progress) through."""
     command = [sys.executable, "-m", "pip", *args]
-    if quiet:
-        command.insert(3, "--quiet")
-    proc = subprocess.run(command, capture_output=True, text=True)
+    if show:
+        if subprocess.run(command).returncode != 0:
+            raise CarrierError(f"pip {args[0]} failed (its output is above)")
+        return
+    proc = subprocess.run([*command[:3], "--quiet", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         noise = "is ignored: it is neither a file nor a directory"
         err = "\n".join(line for line in proc.stderr.splitlines() if noise not in line)
@@ -124,12 +127,12 @@ def resolve(requirements: Sequence[str], report: Path, *, target_args: Sequence[
     """pip's install report for ``requirements`` (nothing is installed)."""
     report.parent.mkdir(parents=True, exist_ok=True)
     args = ["install", "--dry-run", "--ignore-installed", "--report", str(report)]
-    if target_args:
-        scratch = tempfile.mkdtemp(prefix="carrier-target-")
-        args += ["--target", scratch, *target_args]
     if find_links is not None:
         args += ["--find-links", str(find_links)]
-    pip(*args, *requirements)
+    with tempfile.TemporaryDirectory(prefix="carrier-target-") as scratch:
+        if target_args:  # pip takes platform options only with --target (nothing is written there)
+            args += ["--target", scratch, *target_args]
+        pip(*args, *requirements)
     return json.loads(report.read_text())
 
 
@@ -365,7 +368,7 @@ def download(selection: Selection, wheels_dir: Path, target_args: Sequence[str],
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
             handle.write("\n".join(lines) + "\n")
         try:
-            pip("download", "--no-deps", "--require-hashes", "-d", str(wheels_dir), *target_args, "-r", handle.name)
+            pip("download", "--no-deps", "--require-hashes", "-d", str(wheels_dir), *target_args, "-r", handle.name, show=True)
         finally:
             os.unlink(handle.name)
     sizes = {}

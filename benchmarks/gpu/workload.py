@@ -45,9 +45,9 @@ class Workload:
 
     device: str
     model: str
-    #: Visual tokens per image: the processor resizes every image to this budget (min = max).
+    #: Largest visual-token budget per image (``max_pixels`` / 28²).
     image_tokens: int
-    #: Smallest visual-token budget (the processor scales smaller images up to it).
+    #: Smallest one: the processor scales smaller images up to it (the bundled images are small).
     image_min_tokens: int
     #: GRPO: prompts per step, samples per prompt, response budget, validation rows per benchmark.
     prompts_per_step: int
@@ -67,8 +67,14 @@ class Workload:
 WORKLOADS = {
     # The hf rollout generates one request at a time (about 0.1 s per token for a 3B model at batch 1
     # on an H200), so the GRPO batch stays small: 4 prompts x 2 samples x 32 tokens per step.
-    "cuda": Workload("cuda", "random Qwen2.5-VL-3B (3B dimensions)", 256, 256, 4, 2, 32, 2, 8),
-    "cpu": Workload("cpu", "tiny random Qwen2.5-VL", 16, 4, 4, 2, 16, 2, 4),
+    "cuda": Workload(
+        device="cuda", model="random Qwen2.5-VL-3B (3B dimensions)", image_tokens=256, image_min_tokens=256,
+        prompts_per_step=4, samples_per_prompt=2, max_response_tokens=32, val_rows_per_benchmark=2, sft_batch=8,
+    ),
+    "cpu": Workload(
+        device="cpu", model="tiny random Qwen2.5-VL", image_tokens=16, image_min_tokens=4,
+        prompts_per_step=4, samples_per_prompt=2, max_response_tokens=16, val_rows_per_benchmark=2, sft_batch=4,
+    ),
 }
 
 
