@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, TypeVar
 
+from data_prep.chat_request import SERVER_KINDS
 from data_prep.errors import ON_ERROR_CHOICES, ErrorPolicy
 from data_prep.readers import FORMATS, parse_mapping, read_any
 from data_prep.record import GuardRecord
@@ -102,6 +103,14 @@ def print_summary(summary: WriteSummary, *, title: str) -> None:
     if summary.by_modality:
         print(f"  by modality: {json.dumps(dict(summary.by_modality))}")
 
+def add_server_kind_argument(group: Any, *, prefix: str = "") -> None:
+    """``--server-kind``: the request form an OpenAI-compatible server honours (synthesize, --backend openai)."""
+    group.add_argument("--server-kind", choices=SERVER_KINDS, default="auto",
+                       help=f"{prefix}the request form the server honours (token limit, sampling fields): openai "
+                            "(the official API), vllm (vLLM, SGLang), transformers (`transformers serve`). "
+                            "Default: auto = openai for api.openai.com, else vllm")  # fmt: skip
+
+
 def add_backend_arguments(
     parser: argparse.ArgumentParser,
     *,
@@ -130,13 +139,18 @@ def add_backend_arguments(
     group.add_argument("--device", default="auto", help="hf: cuda, cpu or auto. Default: auto")
     group.add_argument("--dtype", default="auto", help="hf/vllm: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
     group.add_argument("--max-pixels", type=int, default=max_pixels,
-                       help="hf/vllm: cap image pixels (fewer visual tokens). Default: "
+                       help="cap image pixels (fewer visual tokens): hf/vllm hand it to the processor, openai "
+                            "shrinks images to it before sending. Default: "
                             + ("the processor's setting" if max_pixels is None else str(max_pixels)))  # fmt: skip
     group.add_argument("--base-url", default=None,
                        help="openai: server URL. Default: $OPENAI_BASE_URL or http://127.0.0.1:8000/v1 "
                             "(the key is read from $OPENAI_API_KEY)")  # fmt: skip
+    add_server_kind_argument(group, prefix="openai: ")
     group.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight. Default: 16")
     group.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model. Default: 1")
+    group.add_argument("--max-model-len", type=int, default=None,
+                       help="vllm: context length. Default: sized from --max-pixels and --max-new-tokens "
+                            "(a longer prompt is refused alone, never the batch)")  # fmt: skip
 
 
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,17 +164,22 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
 
 def backend_from_args(args: argparse.Namespace, *, batch_size: int = 8) -> InferenceBackend:
     """Build the chosen backend with only the options it takes."""
-    if args.base_url and args.backend != "openai":
-        raise ValueError("--base-url is only for --backend openai")
+    only = {"--base-url": ("openai", args.base_url), "--server-kind": ("openai", args.server_kind != "auto"),
+            "--max-model-len": ("vllm", args.max_model_len)}  # fmt: skip
+    for option, (backend, given) in only.items():
+        if given and args.backend != backend:
+            raise ValueError(f"{option} is only for --backend {backend}")
     options: dict[str, Any]
     if args.backend == "hf":
         options = {"model_path": args.model, "device": args.device, "dtype": args.dtype,
                    "batch_size": batch_size, "max_pixels": args.max_pixels}  # fmt: skip
     elif args.backend == "openai":
-        options = {"model": args.model, "base_url": args.base_url, "concurrency": args.concurrency}
+        options = {"model": args.model, "base_url": args.base_url, "server_kind": args.server_kind,
+                   "concurrency": args.concurrency, "max_pixels": args.max_pixels}  # fmt: skip
     else:
         options = {"model_path": args.model, "tensor_parallel_size": args.tensor_parallel_size,
-                   "max_pixels": args.max_pixels, "dtype": args.dtype}  # fmt: skip
+                   "max_pixels": args.max_pixels, "dtype": args.dtype, "max_model_len": args.max_model_len,
+                   "max_new_tokens": args.max_new_tokens}  # fmt: skip
     return get_backend(args.backend, **options)
 
 

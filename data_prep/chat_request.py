@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from data_prep.images import prepare_image
+from data_prep.images import image_size, prepare_image
 
 #: ``--server-kind`` choices; see the module docstring.
 SERVER_KINDS = ("auto", "openai", "vllm", "transformers")
@@ -110,14 +111,56 @@ def server_kind_hint(message: str) -> str:
     return ""
 
 
-def image_data_url(image: Any, *, row_id: str, field: str = "images[0]", max_side: Optional[int] = None) -> str:
+def error_message(err: Any) -> str:
+    """The server's own words from an ``openai.APIStatusError``: the OpenAI-style ``error.message``,
+    FastAPI's ``detail`` (vLLM, ``transformers serve``), else the body or the client's message."""
+    body = getattr(err, "body", None)
+    if isinstance(body, dict):
+        for key in ("message", "detail"):
+            if isinstance(body.get(key), str):
+                return body[key]
+        return json.dumps(body)[:500]
+    return str(getattr(err, "message", None) or err)
+
+
+class Redactor:
+    """Masks a secret (the API key) in any text; its repr never shows the secret.
+
+    Every message a client path writes or raises passes through one: servers do echo keys back.
+    """
+
+    def __init__(self, secret: Optional[str]) -> None:
+        self._secret = secret if secret and len(secret) >= 4 else None
+
+    def __call__(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def __repr__(self) -> str:
+        return "Redactor(***)"
+
+
+def image_data_url(
+    image: Any,
+    *,
+    row_id: str,
+    field: str = "images[0]",
+    max_side: Optional[int] = None,
+    max_pixels: Optional[int] = None,
+) -> str:
     """A ``data:image/...;base64,...`` URL of the image as the guard sees it.
 
     Goes through :func:`data_prep.images.prepare_image` (upright RGB, transparency on white,
     PNG/JPEG): the image is validated and normalised as for training data, PNG/JPEG bytes that
-    need no change are sent as they are, and ``max_side`` shrinks a larger image first. A missing
-    or corrupt image raises ``RowError`` (a ``ValueError``) naming the row and field.
+    need no change are sent as they are, and a larger image is first shrunk, keeping its aspect
+    ratio, to ``max_side`` on its longer side and to about ``max_pixels`` pixels (the pixel budget
+    a local processor would apply; the server's processor then sees no more). A missing or corrupt
+    image raises ``RowError`` (a ``ValueError``) naming the row and field.
     """
+    if max_pixels is not None:
+        width, height = image_size(image, row_id=row_id, field=field)
+        if width * height > max_pixels:
+            side = max(1, math.floor(max(width, height) * math.sqrt(max_pixels / (width * height))))
+            max_side = side if max_side is None else min(max_side, side)
     data = prepare_image(image, row_id=row_id, field=field, max_side=max_side).data
     mime = next((m for magic, m in _MIME if data.startswith(magic)), None)
     if mime is None:  # prepare_image emits only PNG or JPEG; anything else is a bug worth naming

@@ -109,13 +109,13 @@ def score_rows(
     zero_division: float = 0.0,
     meta: Optional[dict] = None,
 ) -> EvalResults:
-    """Score generation rows (``benchmark``, ``task``, ``label``, ``output``[, ``num_tokens``]).
+    """Score generation rows (``benchmark``, ``task``, ``label``, ``output``[, ``num_tokens``, ``finish_reason``]).
 
     Benchmarks are reported in the paper's order. Bootstrap draws use one seeded generator, so a
     given file and seed always give the same intervals. Each average's CI resamples every
     benchmark of the group independently and averages the draws with the same weights.
     """
-    grouped: dict[tuple[str, str], list[tuple[bool, Optional[bool], int]]] = defaultdict(list)
+    grouped: dict[tuple[str, str], list[tuple[bool, Optional[bool], int, Optional[str]]]] = defaultdict(list)
     for i, row in enumerate(rows, start=1):
         where = f"row {i} ({row.get('task')}/{row.get('benchmark')} id={row.get('id', '?')})"
         task, benchmark = row.get("task"), row.get("benchmark")
@@ -126,7 +126,9 @@ def score_rows(
         tokens = row.get("num_tokens") or 0
         if not isinstance(tokens, int) or tokens < 0:
             raise ValueError(f"{where}: num_tokens must be a non-negative integer, got {tokens!r}")
-        grouped[(task, benchmark)].append((gold, predicted_harmful(row.get("output", ""), task), tokens))
+        grouped[(task, benchmark)].append(
+            (gold, predicted_harmful(row.get("output", ""), task), tokens, row.get("finish_reason"))
+        )
     if not grouped:
         raise ValueError("no generations to score")
 
@@ -137,13 +139,14 @@ def score_rows(
         items = grouped.get((spec.task, spec.name))
         if not items:
             continue
-        gold, pred, tokens = zip(*items)
+        gold, pred, tokens, finish_reasons = zip(*items)
         score, d = score_benchmark(
             spec.name,
             spec.task,
             np.array(gold, dtype=bool),
             list(pred),
             num_tokens=list(tokens),
+            finish_reasons=list(finish_reasons),
             rng=rng,
             n_resamples=n_resamples,
             confidence=confidence,

@@ -65,7 +65,7 @@ MINE = (
 )
 SYNTHESIZE = (
     "guardreasoner-vl synthesize {input} -o {out} --server-kind transformers --base-url http://127.0.0.1:{port}/v1 "
-    "--model {model} --max-tokens 32 --price-input 0 --price-output 0"
+    "--model {model} --max-new-tokens 32 --price-input 0 --price-output 0"
 )
 #: The values the docs show for the placeholders.
 DOC_VALUES = {"model": "/tmp/tiny", "port": 8000}

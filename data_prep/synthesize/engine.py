@@ -30,7 +30,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from data_prep.chat_request import SERVER_KINDS, image_data_url, request_options, resolve_server_kind, server_kind_hint
+from data_prep.chat_request import (
+    SERVER_KINDS,
+    Redactor,
+    error_message,
+    image_data_url,
+    request_options,
+    resolve_server_kind,
+    server_kind_hint,
+)
 from data_prep.record import GuardRecord
 from data_prep.records_io import record_to_json
 from data_prep.synthesize.journal import FAILED, REJECTED, AppendLog, ResumeState
@@ -165,19 +173,6 @@ class SynthesisSummary:
         return "\n".join(lines)
 
 
-class Redactor:
-    """Masks a secret in any text; its repr never shows the secret."""
-
-    def __init__(self, secret: Optional[str]) -> None:
-        self._secret = secret if secret and len(secret) >= 4 else None
-
-    def __call__(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
-
-    def __repr__(self) -> str:
-        return "Redactor(***)"
-
-
 @dataclass(frozen=True)
 class _Reply:
     text: Optional[str]
@@ -208,13 +203,6 @@ def build_request_messages(
     content.append({"type": "text", "text": user})
     messages.append({"role": "user", "content": content})
     return messages
-
-
-def _error_message(err: Any) -> str:
-    body = getattr(err, "body", None)
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
-    return str(getattr(err, "message", None) or err)
 
 
 def _read_completion(body: Any) -> _Reply:
@@ -290,7 +278,7 @@ class _Run:
         except openai.APIConnectionError as err:
             raise TransientError(f"connection error: {err}") from None
         except openai.APIStatusError as err:
-            message = _error_message(err)
+            message = error_message(err)
             hint = server_kind_hint(message) if err.status_code in (400, 422) and self.server_kind == "vllm" else ""
             if hint:  # the server refuses fields every request carries: no request could succeed
                 raise FatalAPIError(f"HTTP {err.status_code}: {message}{hint}") from None
