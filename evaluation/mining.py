@@ -173,7 +173,7 @@ def mine(
             counts["kept"] += bool(row["kept"])
             counts["kept_unfiltered"] += bool(row.get("unfiltered"))
             counts["refused"] += bool(row.get("refused"))
-            counts["outputs"] += len(row.get("finish_reasons") or [])
+            counts["outputs"] += 0 if row.get("refused") else len(row.get("finish_reasons") or [])
             counts["truncated"] += row.get("n_truncated") or 0
             summary.rows += 1
             if row["kept"]:

@@ -10,8 +10,8 @@ model's own processor (vLLM itself is not installed on any host this project tes
 - :func:`engine_kwargs`: ``mm_processor_kwargs`` with both pixel limits (transformers 5 ignores a
   lone ``max_pixels``), and ``max_model_len`` sized by :func:`size_max_model_len` from the pixel
   budget and the token limits;
-- :func:`prompt_tokens`: each prompt's exact length, so a row too long for ``max_model_len`` is
-  refused alone (``finish_reason`` ``prompt_too_long``, logged with its id) instead of raising
+- :func:`prompt_tokens` / :func:`fit_prompts`: each prompt's exact length, so a row too long for
+  ``max_model_len`` is refused alone (``finish_reason`` ``prompt_too_long``, logged with its id) instead of raising
   inside ``LLM.generate``, which would abort the whole batch and stop every resumed run at the
   same row;
 - :func:`sampling_kwargs`: every sampling parameter explicit (``top_k`` off, ``min_p`` 0,
@@ -113,6 +113,23 @@ def prompt_tokens(processor: Any, prompt: dict[str, Any], limits: dict[str, int]
     for image in images if isinstance(images, list) else [images]:
         count += image_tokens(processor.image_processor, image.width, image.height, limits) - 1
     return count
+
+
+def fit_prompts(
+    processor: Any, requests: Sequence[GenerationRequest], *, limits: dict[str, int], max_model_len: int, max_new_tokens: int
+) -> list[Optional[dict[str, Any]]]:
+    """:func:`build_prompt` for each request, or None for one whose prompt plus ``max_new_tokens``
+    does not fit ``max_model_len`` (logged with its id and lengths)."""
+    prompts: list[Optional[dict[str, Any]]] = []
+    for request in requests:
+        prompt = build_prompt(processor, request)
+        length = prompt_tokens(processor, prompt, limits)
+        if length + max_new_tokens > max_model_len:
+            log.warning("request %r: prompt of %d tokens + max_new_tokens %d exceeds max_model_len %d; refused",
+                        request.key, length, max_new_tokens, max_model_len)  # fmt: skip
+            prompt = None
+        prompts.append(prompt)
+    return prompts
 
 
 def sampling_kwargs(n: int, temperature: float, top_p: float, max_new_tokens: int, seed: Optional[int]) -> dict[str, Any]:
@@ -224,22 +241,14 @@ class VLLMBackend:
         ``n`` empty generations with ``finish_reason`` ``prompt_too_long``; the others run.
         """
         check_sampling(n, temperature, top_p, max_new_tokens)
-        results: list[Optional[list[Generation]]] = [None] * len(requests)
-        prompts, params, fit = [], [], []
-        for i, request in enumerate(requests):
-            prompt = build_prompt(self.processor, request)
-            length = prompt_tokens(self.processor, prompt, self.limits)
-            if length + max_new_tokens > self.max_model_len:
-                log.warning("request %r: prompt of %d tokens + max_new_tokens %d exceeds max_model_len %d; refused",
-                            request.key, length, max_new_tokens, self.max_model_len)  # fmt: skip
-                results[i] = [Generation("", 0, FINISH_PROMPT_TOO_LONG)] * n
-                continue
-            prompts.append(prompt)
-            params.append(self._sampling_params(**sampling_kwargs(n, temperature, top_p, max_new_tokens,
-                                                                  request_seed(seed, i, n))))  # fmt: skip
-            fit.append(i)
-        outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
+        prompts = fit_prompts(self.processor, requests, limits=self.limits, max_model_len=self.max_model_len,
+                              max_new_tokens=max_new_tokens)  # fmt: skip
+        fit = [i for i, prompt in enumerate(prompts) if prompt is not None]
+        params = [self._sampling_params(**sampling_kwargs(n, temperature, top_p, max_new_tokens, request_seed(seed, i, n)))
+                  for i in fit]  # fmt: skip
+        outputs = self.llm.generate([prompts[i] for i in fit], params, use_tqdm=False) if fit else []
+        results = [[Generation("", 0, FINISH_PROMPT_TOO_LONG)] * n for _ in requests]
         for i, out in zip(fit, outputs):
             gens = [Generation(c.text, len(c.token_ids), c.finish_reason) for c in out.outputs]
             results[i] = gens * n if len(gens) == 1 else gens
-        return results  # type: ignore[return-value]
+        return results

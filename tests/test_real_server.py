@@ -132,23 +132,8 @@ def served(tiny_model_dir, tmp_path_factory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def near_greedy_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny model with the sampling defaults Qwen2-VL-family Instruct checkpoints ship
-    (``top_k`` 1, ``top_p`` 0.001, ``temperature`` 0.1; ``repetition_penalty`` raised from their 1.05
-    to 1.5, the smallest value that changes the tiny model's greedy output)."""
-    import shutil
-
-    folder = tmp_path_factory.mktemp("near_greedy") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    config = json.loads((folder / "generation_config.json").read_text())
-    config.update(do_sample=True, top_k=1, top_p=0.001, temperature=0.1, repetition_penalty=1.5)
-    (folder / "generation_config.json").write_text(json.dumps(config, indent=2))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def served_near_greedy(near_greedy_dir, tmp_path_factory) -> Iterator[Served]:
-    with transformers_serve(near_greedy_dir, tmp_path_factory.mktemp("serve_ng") / "serve.log") as server:
+def served_near_greedy(near_greedy_model_dir, tmp_path_factory) -> Iterator[Served]:
+    with transformers_serve(near_greedy_model_dir, tmp_path_factory.mktemp("serve_ng") / "serve.log") as server:
         yield server
 
 
