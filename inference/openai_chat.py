@@ -37,6 +37,7 @@ from data_prep.prompt import to_structured_content
 from inference.base import (
     DEFAULT_MAX_NEW_TOKENS,
     FINISH_LENGTH,
+    FINISH_PROMPT_TOO_LONG,
     Generation,
     GenerationRequest,
     check_sampling,
@@ -51,6 +52,12 @@ CHAT_COMPLETIONS_PATH = "/chat/completions"
 
 #: A choice as a server returns it: its text and ``finish_reason``.
 Choice = tuple[str, Optional[str]]
+#: How vLLM, SGLang and the OpenAI API word a 400 for a prompt longer than the model's context.
+CONTEXT_LENGTH_MARKERS = ("maximum context length", "context_length_exceeded")
+
+
+class PromptTooLong(RuntimeError):
+    """The server refused one prompt as longer than the model's context (that row only)."""
 
 
 def to_openai_messages(request: GenerationRequest, *, max_pixels: Optional[int] = None) -> list[dict[str, Any]]:
@@ -181,6 +188,8 @@ class OpenAIBackend:
             # The message names the request and the server's answer, never the key (a server may
             # echo it: redacted, and the client's exception is not chained).
             message = self._redact(error_message(err))
+            if err.status_code == 400 and any(marker in message.lower() for marker in CONTEXT_LENGTH_MARKERS):
+                raise PromptTooLong(f"{where}: {message}") from None
             raise RuntimeError(f"{where}: HTTP {err.status_code}: {message}{server_kind_hint(message)}") from None
         except openai.APIError as err:
             raise RuntimeError(f"{where}: {self._redact(str(err))}") from None
@@ -196,9 +205,21 @@ class OpenAIBackend:
     def _complete(
         self, request: GenerationRequest, *, n: int, seed: Optional[int], max_new_tokens: int, **sampling: float
     ) -> list[Generation]:
-        """``n`` generations for one request, asking again while the server returns fewer."""
+        """``n`` generations for one request; ``n`` refused ones if the server finds the prompt too long."""
         messages = to_openai_messages(request, max_pixels=self.max_pixels)
         wanted = 1 if sampling["temperature"] == 0 else n  # greedy: one answer, copied
+        try:
+            gens = self._collect(request, messages, wanted, seed=seed, max_new_tokens=max_new_tokens, **sampling)
+        except PromptTooLong as err:  # refuse this row alone, as the vllm backend does, never the batch
+            log.warning("%s; refused", err)
+            return [Generation("", 0, FINISH_PROMPT_TOO_LONG)] * n
+        return gens * n if wanted == 1 else gens
+
+    def _collect(
+        self, request: GenerationRequest, messages: list, wanted: int, *, seed: Optional[int], max_new_tokens: int,
+        **sampling: float,
+    ) -> list[Generation]:
+        """``wanted`` generations, asking again while the server returns fewer choices than asked for."""
         gens: list[Generation] = []
         while len(gens) < wanted:
             ask = wanted - len(gens)
@@ -217,7 +238,7 @@ class OpenAIBackend:
                     "%s returned %d of the %d choices asked for; asking again for the missing ones "
                     "(one request per missing sample where need be; said once)", self.base_url, len(choices), ask,
                 )  # fmt: skip
-        return gens * n if wanted == 1 else gens
+        return gens
 
     def generate(
         self,

@@ -252,3 +252,17 @@ def test_bad_options_fail_before_any_request(api_key):
         get_backend("nope")
     with pytest.raises(ValueError, match="placeholder"):
         GenerationRequest(messages=[{"role": "user", "content": "<image> hi"}], images=())
+
+
+def test_a_prompt_too_long_for_the_context_is_refused_alone(api_key, caplog):
+    too_long = ("This model's maximum context length is 8192 tokens. However, you requested 9000 tokens "
+                "(4904 in the messages, 4096 in the completion). Please reduce the length of the messages.")  # vLLM's words
+
+    def handler(request: SeenRequest) -> Reply:
+        return error_reply(400, too_long) if request.user_text == "q1" else echo(request)
+
+    with FakeChatServer(handler) as server, caplog.at_level(logging.WARNING, logger="inference.openai_chat"):
+        out = get_backend("openai", model="guard", base_url=server.base_url).generate(_requests(3), n=2, temperature=1.0)
+    assert [g.finish_reason for g in out[1]] == ["prompt_too_long"] * 2 and out[1][0].text == ""
+    assert all(g.text.startswith(REPLY) for i in (0, 2) for g in out[i])  # the others ran
+    assert any("'r1'" in r.getMessage() and "refused" in r.getMessage() for r in caplog.records)
