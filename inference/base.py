@@ -157,6 +157,13 @@ def request_seed(seed: Optional[int], index: int, n: int) -> Optional[int]:
     return None if seed is None else seed + index * n
 
 
+def own_pixel_limits(image_processor: Any) -> dict[str, int]:
+    """A Qwen2-VL-family image processor's own ``min_pixels`` / ``max_pixels`` (its ``size``)."""
+    size = image_processor.size
+    get = size.get if isinstance(size, dict) else (lambda key: getattr(size, key, None))
+    return {"min_pixels": int(get("shortest_edge")), "max_pixels": int(get("longest_edge"))}
+
+
 def pixel_limits(image_processor: Any, max_pixels: Optional[int]) -> dict[str, int]:
     """``min_pixels`` / ``max_pixels`` to hand a Qwen2-VL-family image processor at call time.
 
@@ -168,10 +175,7 @@ def pixel_limits(image_processor: Any, max_pixels: Optional[int]) -> dict[str, i
         return {}
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
-    size = getattr(image_processor, "size", None) or {}
-    own_min = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
-    min_pixels = getattr(image_processor, "min_pixels", None) or own_min or max_pixels
-    return {"min_pixels": min(int(min_pixels), max_pixels), "max_pixels": max_pixels}
+    return {"min_pixels": min(own_pixel_limits(image_processor)["min_pixels"], max_pixels), "max_pixels": max_pixels}
 
 
 # name -> "module:factory"; imported lazily so choosing "openai" never imports torch.

@@ -49,4 +49,5 @@ def moderate(
         "output": generation.text,
         "format_ok": verdict.format_ok,
         "num_tokens": generation.num_tokens,
+        "finish_reason": generation.finish_reason,
     }

@@ -33,6 +33,7 @@ from inference.base import (
     chat_prompt,
     check_sampling,
     load_image,
+    own_pixel_limits,
     pixel_limits,
     request_seed,
 )
@@ -49,15 +50,9 @@ IMAGE_MARKER_TOKENS = 2
 MAX_IMAGES = 1
 
 
-def _own_limits(image_processor: Any) -> dict[str, int]:
-    size = image_processor.size
-    get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
-    return {"min_pixels": int(get("shortest_edge")), "max_pixels": int(get("longest_edge"))}
-
-
 def effective_pixel_limits(image_processor: Any, max_pixels: Optional[int]) -> dict[str, int]:
     """The ``min_pixels`` / ``max_pixels`` an image is resized within: the cap, else the processor's own."""
-    return pixel_limits(image_processor, max_pixels) or _own_limits(image_processor)
+    return pixel_limits(image_processor, max_pixels) or own_pixel_limits(image_processor)
 
 
 def image_tokens(image_processor: Any, width: int, height: int, limits: dict[str, int]) -> int:

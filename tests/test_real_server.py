@@ -37,8 +37,6 @@ from typing import Iterator, Optional
 
 import pytest
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
 from PIL import Image
 
 from cli.main import main
@@ -192,15 +190,10 @@ def tapped(server: Served) -> Iterator[tuple[str, Tap]]:
 
 
 def run_cli(template: str, capsys, **values) -> tuple[int, str, str]:
-    """Run a documented command in-process from the repository root; (exit code, stdout, stderr)."""
+    """Run a documented command in-process; (exit code, stdout, stderr)."""
     words = shlex.split(template.format(**values))
     assert words[0] == "guardreasoner-vl"
-    cwd = os.getcwd()
-    os.chdir(REPO)  # the docs' relative paths (demo/sample_data/...) are from the repository root
-    try:
-        code = main(words[1:])
-    finally:
-        os.chdir(cwd)
+    code = main(words[1:])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -229,7 +222,8 @@ def test_the_docs_show_the_commands_tested_here():
 
 
 # ------------------------------------------------------------------------------------------ evaluate
-def test_evaluate_text_and_image_benchmarks(served, tmp_path, capsys):
+def test_evaluate_text_and_image_benchmarks(served, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)  # the docs' relative paths (demo/sample_data/...) are from the repository root
     out = tmp_path / "eval"
     with tapped(served) as (url, tap):
         code, stdout, stderr = run_cli(EVALUATE, capsys, port=_port(url), model=served.model, out=out)
@@ -276,6 +270,7 @@ def test_moderate_with_an_image(served, tmp_path, capsys):
     assert x_image.reply["usage"]["prompt_tokens"] >= x_text.reply["usage"]["prompt_tokens"] + visual + 2
     for result, exchange in ((with_image, x_image), (without, x_text)):
         assert result["num_tokens"] == exchange.reply["usage"]["completion_tokens"] <= LIMIT
+        assert result["finish_reason"] == exchange.reply["choices"][0]["finish_reason"]
         assert result["output"] == exchange.reply["choices"][0]["message"]["content"]
 
 
