@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import logging
+import math
 import os
 import re
 import shlex
@@ -12,6 +14,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("verl")
 
@@ -339,6 +343,66 @@ def test_f1_needs_the_reward_keys_and_sane_values():
     from recipe.guardreasoner_vl.val_metrics import COUNT_KEYS, safety_f1_metrics
 
     assert safety_f1_metrics(["A"], {"reward": [0.0]}) == {}  # another reward: no F1, no error
-    infos = {key: [0.0, None] for key in COUNT_KEYS}
+    infos = {key: [0.0, -1.0] for key in COUNT_KEYS}
     with pytest.raises(ValueError, match="validation sample 1 \\(data_source 'A'\\): reward key 'request_tp'"):
         safety_f1_metrics(["A", "A"], infos)
+    infos = {key: [0.0, "1"] for key in COUNT_KEYS}
+    with pytest.raises(ValueError, match="must be a non-negative number, got '1'"):
+        safety_f1_metrics(["A", "A"], infos)
+
+
+def _infos(samples):
+    keys = [f"{t}_{c}" for t in ("request", "response") for c in ("tp", "fp", "fn", "tn")] + ["has_response"]
+    return {key: [None if s is None else s.get(key, 0.0) for s in samples] for key in keys}
+
+
+def test_f1_counts_a_sample_with_missing_values_as_unparsed_and_warns(caplog):
+    """verl fills None for a sample whose reward lacks a key: the step goes on, the sample is counted."""
+    from recipe.guardreasoner_vl.val_metrics import safety_f1_metrics
+
+    tp = {"request_tp": 1.0}
+    fn = {"request_fn": 1.0}
+    samples = [tp, fn, None, tp, None]
+    sources = ["A", "A", "A", "B", "C"]
+    infos = _infos(samples)
+    infos["request_fp"][1] = math.nan  # a NaN is missing too
+    with caplog.at_level(logging.WARNING, logger="recipe.guardreasoner_vl.val_metrics"):
+        metrics = safety_f1_metrics(sources, infos)
+    # A: samples 1 (NaN) and 2 (None) unparsed; sample 0 is a tp -> F1 1.0 over the scored sample
+    assert metrics == {
+        "val-core/A/request_f1": 1.0,
+        "val-aux/A/f1_unparsed": 2.0,
+        "val-core/B/request_f1": 1.0,
+        "val-aux/C/f1_unparsed": 1.0,  # nothing scorable in C: no F1 at all, only the count
+    }
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("data_source 'A': 2 of 3 samples" in m and "request_fp" in m and "indices 1, 2" in m for m in messages)
+    assert any("data_source 'C': 1 of 1 samples" in m for m in messages)
+    assert not any("'B'" in m for m in messages)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B"]),
+            st.sampled_from(["tp", "fp", "fn", "tn"]),
+            st.booleans(),  # value missing?
+        ),
+        max_size=30,
+    )
+)
+def test_f1_over_scored_samples_equals_f1_of_the_complete_ones(rows):
+    """Whatever is missing, the F1 is the F1 of the scored samples and every sample is accounted for."""
+    from recipe.guardreasoner_vl.val_metrics import f1_from_counts, safety_f1_metrics
+
+    samples = [None if missing else {f"request_{c}": 1.0} for _, c, missing in rows]
+    metrics = safety_f1_metrics([s for s, _, _ in rows], _infos(samples))
+    for source in ("A", "B"):
+        scored = [c for s, c, missing in rows if s == source and not missing]
+        unparsed = sum(1 for s, _, missing in rows if s == source and missing)
+        assert metrics.get(f"val-aux/{source}/f1_unparsed", 0.0) == unparsed
+        if scored:
+            expected = f1_from_counts(scored.count("tp"), scored.count("fp"), scored.count("fn"))
+            assert metrics[f"val-core/{source}/request_f1"] == pytest.approx(expected)
+        else:
+            assert f"val-core/{source}/request_f1" not in metrics
