@@ -12,15 +12,21 @@ fixes arrive for free. Launch it under torchrun (one process per GPU)::
 (``examples/sft/run_sft.sh`` does this for 3B/7B, one or many nodes.) ``verl.trainer.sft_trainer
 --config-path=<abs path to this config folder> --config-name=guardreasoner_vl_sft`` is equivalent.
 
-verl is imported inside :func:`main`, so ``import recipe.guardreasoner_vl.main_sft`` stays light.
+Before training, :func:`run` validates the config (:func:`recipe.guardreasoner_vl.check_config.validate`,
+as ``check-config --this-machine sft``: batch divisibility, token budget, model folder, data files,
+flash-attn where the config needs it). verl is imported inside :func:`run`, so
+``import recipe.guardreasoner_vl.main_sft`` stays light.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+
+logger = logging.getLogger(__name__)
 
 #: Folder of this recipe's Hydra configs.
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
@@ -28,15 +34,29 @@ CONFIG_DIR = Path(__file__).resolve().parent / "config"
 CONFIG_NAME = "guardreasoner_vl_sft"
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base=None)
-def main(config: DictConfig) -> None:
-    """Run verl's SFT trainer on ``config`` (what ``verl.trainer.sft_trainer.main`` does)."""
+def run(config: DictConfig) -> None:
+    """Validate ``config`` as ``check-config --this-machine sft`` does, then run verl's SFT trainer on it.
+
+    Every rank validates before ``torch.distributed`` starts, so a bad config fails each rank with the
+    same message instead of one rank failing inside a collective.
+    """
     from verl.trainer.sft_trainer import run_sft
     from verl.utils.device import auto_set_device
 
+    from recipe.guardreasoner_vl.check_config import validate
+
     # Same as verl: trainer.device follows the detected accelerator (or the registered CPU platform).
     auto_set_device(config)
+    report = validate(config, "sft", this_machine=True)
+    for warning in report.warnings:
+        logger.warning("config: %s", warning)
     run_sft(config)
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base=None)
+def main(config: DictConfig) -> None:
+    """Run verl's SFT trainer on ``config`` (what ``verl.trainer.sft_trainer.main`` does), validated first."""
+    run(config)
 
 
 if __name__ == "__main__":
