@@ -248,20 +248,23 @@ def validate_grpo(report: CheckReport, *, this_machine: bool = False, host_memor
     from verl.utils.config import validate_config
 
     cfg = report.config
+    with warnings.catch_warnings():
+        # GRPO has no critic by design; verl warns about it on every call.
+        warnings.filterwarnings("ignore", message="Disabled critic", category=UserWarning)
+        use_critic, use_reference = need_critic(cfg), need_reference_policy(cfg)
     if not cfg.trainer.get("use_v1", False):
         report.problems.append("the GuardReasoner trainer extends verl's v1 trainer: set trainer.use_v1=True")
     try:
         with warnings.catch_warnings():
-            # GRPO has no critic by design; verl warns about it on every call.
             warnings.filterwarnings("ignore", message="Disabled critic", category=UserWarning)
-            validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+            validate_config(config=cfg, use_reference_policy=use_reference, use_critic=use_critic)
     except Exception as err:  # verl uses assert and ValueError
         report.problems.append(f"verl validate_config failed: {_root_cause(err)}")
     else:
         report.passed.append("verl validate_config")
     for key in ("algorithm", "actor_rollout_ref.rollout"):
         _instantiate(report, key)
-    report.check("batch layout", launch_checks.grpo_batch_problems(cfg, use_critic=need_critic(cfg)))
+    report.check("batch layout", launch_checks.grpo_batch_problems(cfg, use_critic=use_critic))
     report.warnings.extend(launch_checks.batch_padding_warnings(cfg))
     report.check("rollout layout", launch_checks.rollout_layout_problems(cfg))
     _check_reward(report)

@@ -127,12 +127,16 @@ _INSTALL_HINT = {
 }
 
 
-def _relative_paths(cfg: Any, keys: Iterable[str]) -> list[str]:
+def _relative_paths(cfg: Any, keys: Iterable[str], model_key: str) -> list[str]:
+    """``key=path`` for each relative local path (a hub id in the model key is not a path)."""
     found = []
     for key in keys:
         for path in _paths(OmegaConf.select(cfg, key, default=None)):
-            if path and not _is_remote(path) and not is_hub_id(path) and not os.path.isabs(path):
-                found.append(f"{key}={path}")
+            if not path or _is_remote(path) or os.path.isabs(path):
+                continue
+            if key == f"{model_key}.path" and is_hub_id(path):
+                continue
+            found.append(f"{key}={path}")
     return found
 
 
@@ -146,7 +150,7 @@ def check_this_machine(report: Any, *, model_key: str, this_machine: bool) -> No
     model_path = OmegaConf.select(cfg, f"{model_key}.path", default=None)
 
     nnodes = int(OmegaConf.select(cfg, "trainer.nnodes", default=1) or 1)
-    relative = _relative_paths(cfg, (*DATA_KEYS, *OUTPUT_KEYS, f"{model_key}.path"))
+    relative = _relative_paths(cfg, (*DATA_KEYS, *OUTPUT_KEYS, f"{model_key}.path"), model_key)
     if nnodes > 1 and relative:
         report.problems.append(
             f"relative path(s) in a {nnodes}-node run: {', '.join(relative)}. Each node resolves them in its own"
