@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import os
@@ -279,6 +280,199 @@ def test_ray_job_submission_runs_the_launch_script_on_the_cluster():
     entry = argv[argv.index("--") + 1 :]
     assert entry[0] == "env" and {"NNODES=2", "GPUS_PER_NODE=8", "MODEL_SIZE=7b", "VARIANT=eco"} <= set(entry)
     assert "examples/grpo/run_grpo.sh" in " ".join(entry) and entry[-1] == "trainer.save_freq=10"
+
+
+def _sft_overrides(env: dict[str, str], cwd: Path, *args: str) -> list[str]:
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "sft" / "run_sft.sh"), *args],
+        env={**os.environ, "PYTHON": sys.executable, "PRINT_OVERRIDES": "1", **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return out
+
+
+def _as_dict(overrides: list[str]) -> dict[str, str]:
+    return dict(o.split("=", 1) for o in overrides)
+
+
+def test_launch_scripts_make_every_local_path_absolute_before_ray(tmp_path):
+    """A relative path would be resolved by each Ray worker / torchrun rank on its own node."""
+    (tmp_path / "Qwen").mkdir()  # an org/name-shaped folder that exists locally is a path, not a hub id
+    env = {"MODEL_PATH": "Qwen/local-model", "TRAIN_FILES": "[rl/a.parquet, /abs/b.parquet,hdfs://nn/c.parquet]",
+           "VAL_FILES": "../val.parquet", "CKPT_DIR": "ckpt/grpo"}
+    (tmp_path / "Qwen" / "local-model").mkdir()
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
+        env={**os.environ, "PYTHON": sys.executable, "PRINT_OVERRIDES": "1", **env},
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    got = _as_dict(out[1:])
+    assert got["actor_rollout_ref.model.path"] == f"{tmp_path}/Qwen/local-model"
+    assert got["data.train_files"] == f"[{tmp_path}/rl/a.parquet,/abs/b.parquet,hdfs://nn/c.parquet]"
+    assert got["data.val_files"] == f"{tmp_path.parent}/val.parquet"
+    assert got["trainer.default_local_dir"] == f"{tmp_path}/ckpt/grpo"
+    # the defaults too, and SFT's hub id stays a hub id
+    sft = _as_dict(_sft_overrides({}, tmp_path))
+    assert sft["model.path"] == "Qwen/Qwen2.5-VL-3B-Instruct"
+    assert sft["data.train_files"] == f"{tmp_path}/data/sft/train.parquet"
+    assert sft["trainer.default_local_dir"] == f"{tmp_path}/checkpoints/guardreasoner-vl/r-sft-3b"
+
+
+def test_multi_node_script_config_passes_the_relative_path_check():
+    _, overrides = _script_overrides({"NNODES": "2", "GPUS_PER_NODE": "8", "MODEL_SIZE": "7b"})
+    from recipe.guardreasoner_vl.check_config import validate
+
+    report = validate(_compose("guardreasoner_vl_grpo", overrides), "grpo", this_machine=False)
+    assert {"batch layout", "rollout layout"} <= set(report.passed)
+
+
+def test_checkpoint_retention_default_and_keep_all():
+    _, overrides = _script_overrides({})
+    assert {"trainer.max_actor_ckpt_to_keep=2", "trainer.max_critic_ckpt_to_keep=2"} <= set(overrides)
+    _, overrides = _script_overrides({"MAX_CKPT_TO_KEEP": "0"})
+    cfg = _compose("guardreasoner_vl_grpo", overrides)
+    assert cfg.trainer.max_actor_ckpt_to_keep is None  # verl: null = keep all
+    assert _as_dict(_sft_overrides({}, REPO_ROOT))["trainer.max_ckpt_to_keep"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("env", "offload"),
+    [
+        ({"MODEL_SIZE": "7b", "GPUS_PER_NODE": "4"}, "True"),
+        ({"MODEL_SIZE": "7b", "GPUS_PER_NODE": "8"}, "False"),
+        ({"MODEL_SIZE": "7b", "GPUS_PER_NODE": "4", "NNODES": "2"}, "False"),
+        ({"MODEL_SIZE": "3b", "GPUS_PER_NODE": "4"}, "False"),
+        ({"MODEL_SIZE": "3b", "GPUS_PER_NODE": "2"}, "True"),
+        ({"MODEL_SIZE": "7b", "GPUS_PER_NODE": "4", "ACTOR_OFFLOAD": "False"}, "False"),
+    ],
+    ids=["7b-4gpu", "7b-8gpu", "7b-2x4gpu", "3b-4gpu", "3b-2gpu", "7b-4gpu-forced-off"],
+)
+def test_grpo_memory_default_turns_on_offload_where_80gb_would_not_fit(env, offload):
+    _, overrides = _script_overrides(env)
+    got = _as_dict(overrides)
+    assert got["actor_rollout_ref.actor.fsdp_config.param_offload"] == offload
+    assert got["actor_rollout_ref.actor.fsdp_config.optimizer_offload"] == offload
+    cfg = _compose("guardreasoner_vl_grpo", overrides)
+    assert cfg.actor_rollout_ref.actor.fsdp_config.param_offload is (offload == "True")
+
+
+def test_sft_memory_default_and_bad_values():
+    assert _as_dict(_sft_overrides({"MODEL_SIZE": "7b", "GPUS_PER_NODE": "2"}, REPO_ROOT))["engine.optimizer_offload"] == "True"
+    assert _as_dict(_sft_overrides({"MODEL_SIZE": "7b", "GPUS_PER_NODE": "4"}, REPO_ROOT))["engine.optimizer_offload"] == "False"
+    for script, var in (("grpo/run_grpo.sh", "ACTOR_OFFLOAD"), ("sft/run_sft.sh", "OPTIMIZER_OFFLOAD")):
+        proc = subprocess.run(
+            ["bash", str(REPO_ROOT / "examples" / script)],
+            env={**os.environ, var: "yes", "PRINT_OVERRIDES": "1", "PYTHON": sys.executable},
+            capture_output=True, text=True,
+        )
+        assert proc.returncode == 2 and f"{var} must be auto, True or False, got 'yes'" in proc.stderr
+
+
+def test_check_config_full_checks_this_machine(tmp_path):
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
+        env={**os.environ, "PYTHON": sys.executable, "CHECK_CONFIG": "full", "MODEL_PATH": str(tmp_path / "nope")},
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert proc.returncode == 1
+    assert f"actor_rollout_ref.model.path={tmp_path}/nope: no such folder" in proc.stderr
+    assert f"data.train_files={tmp_path}/runs/guardreasoner-vl-3b/rl/train.parquet: no such file" in proc.stderr
+
+
+def _submit(env: dict[str, str], *args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "submit_ray_job.sh"), *args],
+        env={**os.environ, "DRY_RUN": "1", "LOCAL_PYTHON": sys.executable, **env},
+        cwd=cwd, capture_output=True, text=True,
+    )
+
+
+def test_ray_job_gets_the_named_and_extra_environment_variables_in_its_runtime_env(tmp_path):
+    env = {"WANDB_API_KEY": "s3cret", "HF_HOME": "/shared/hf", "EXTRA_ENV_VARS": "MY_FLAG,OTHER", "MY_FLAG": "1",
+           "PYTHONHASHSEED": "0", "CKPT_DIR": "ckpt", "NCCL_ALGO": "Ring"}
+    env_without_unset = {k: v for k, v in os.environ.items() if k not in ("OTHER", "HF_TOKEN", "WANDB_BASE_URL")}
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "submit_ray_job.sh")],
+        env={**env_without_unset, "DRY_RUN": "1", "LOCAL_PYTHON": sys.executable, **env,
+             "RAY_ENV_VARS": "WANDB_API_KEY HF_HOME HF_TOKEN NCCL_ALGO"},
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    )
+    argv = shlex.split(proc.stdout)
+    runtime_env = json.loads(argv[argv.index("--runtime-env-json") + 1])
+    # secrets are masked in the dry run; unset names are left out; verl's own names go to the driver only
+    assert runtime_env == {"env_vars": {"WANDB_API_KEY": "***", "HF_HOME": "/shared/hf", "MY_FLAG": "1"}}
+    entry = argv[argv.index("--") + 1:]
+    assert f"CKPT_DIR={tmp_path}/ckpt" in entry and "NCCL_ALGO=Ring" in entry
+    assert not any(a.startswith("PYTHONHASHSEED") for a in entry)  # not named in any list: not sent at all
+    bad = _submit({"EXTRA_ENV_VARS": "NOT-A-NAME"})
+    assert bad.returncode == 2 and "not a variable name: 'NOT-A-NAME'" in bad.stderr
+
+
+_PROBE = """
+import json, os, sys
+import ray
+from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+
+# what verl's driver does in run_ppo: ray.init with its own runtime_env, merged with the job's by Ray
+ray.init(runtime_env=get_ppo_ray_runtime_env())
+
+@ray.remote
+def worker_env(names):
+    return {n: os.environ.get(n) for n in names}
+
+names = ["WANDB_API_KEY", "GRV_PROBE", "PYTHONHASHSEED"]
+result = {"worker": ray.get(worker_env.remote(names)), "args": sys.argv[1:],
+          "paths": {k: os.environ.get(k) for k in ("CKPT_DIR", "TRAIN_FILES")}, "cwd": os.getcwd()}
+open(os.environ["PROBE_OUT"], "w").write(json.dumps(result))
+"""
+
+_CLUSTER = """
+import os, socket, subprocess, sys
+import ray
+
+sock = socket.socket(); sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]; sock.close()
+ray.init(num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port,
+         _node_ip_address="127.0.0.1")
+try:
+    code = subprocess.run(sys.argv[1:], env={**os.environ, "RAY_ADDRESS": f"http://127.0.0.1:{port}"}).returncode
+finally:
+    ray.shutdown()
+sys.exit(code)
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_submitted_job_hands_the_environment_to_every_ray_worker(tmp_path):
+    """A real Ray cluster on loopback, a real `ray job submit`: a worker task sees WANDB_API_KEY, and verl's
+    driver-side runtime_env merges with the job's (PYTHONHASHSEED goes through the driver, not the job)."""
+    repo = tmp_path / "checkout"
+    repo.mkdir()
+    (repo / "probe.py").write_text(_PROBE)
+    (repo / "probe.sh").write_text('exec "$PYTHON" probe.py "$@"\n')
+    (tmp_path / "cluster.py").write_text(_CLUSTER)
+    out = tmp_path / "probe.json"
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    env = {
+        **os.environ, "REPO_DIR": str(repo), "ENTRY_SCRIPT": "probe.sh", "PYTHON": sys.executable, "RAY": ray_bin,
+        "LOCAL_PYTHON": sys.executable, "WANDB_API_KEY": "s3cret", "EXTRA_ENV_VARS": "GRV_PROBE PROBE_OUT PYTHONHASHSEED",
+        "RAY_ENV_VARS": "WANDB_API_KEY", "GRV_PROBE": "42", "PROBE_OUT": str(out), "PYTHONHASHSEED": "7",
+        "CKPT_DIR": "ckpt", "OMP_NUM_THREADS": "1",
+    }
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(
+        [sys.executable, str(tmp_path / "cluster.py"), "bash", str(REPO_ROOT / "examples" / "grpo" / "submit_ray_job.sh"),
+         "trainer.save_freq=10"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["worker"] == {"WANDB_API_KEY": "s3cret", "GRV_PROBE": "42", "PYTHONHASHSEED": "7"}
+    assert result["args"] == ["trainer.save_freq=10"] and result["cwd"] == str(repo)
+    assert result["paths"]["CKPT_DIR"] == f"{tmp_path}/ckpt"
 
 
 # ------------------------------------------------------------------ trainer wiring

@@ -64,6 +64,8 @@ DEVICE=${DEVICE:-cuda}
 # 1 = compose the config with these overrides and validate it (any machine, seconds), then exit;
 # full = also check this machine as the entry point will (model folder, data files, flash-attn).
 CHECK_CONFIG=${CHECK_CONFIG:-0}
+# 1 = print the overrides (one per line), then exit.
+PRINT_OVERRIDES=${PRINT_OVERRIDES:-0}
 PYTHON=${PYTHON:-python}
 TORCHRUN=${TORCHRUN:-torchrun}
 
@@ -127,6 +129,11 @@ if [[ "${DEVICE}" == cpu ]]; then
 elif [[ "${DEVICE}" != cuda ]]; then
   echo "run_sft.sh: DEVICE must be cuda or cpu, got '${DEVICE}'" >&2
   exit 2
+fi
+
+if [[ "${PRINT_OVERRIDES}" == 1 ]]; then
+  printf '%s\n' "${overrides[@]}" "$@"
+  exit 0
 fi
 
 if [[ "${CHECK_CONFIG}" != 0 ]]; then
