@@ -10,6 +10,9 @@ Install on a GPU host (3 steps, docs/gpu_guide.md#install, exact set in requirem
 
 from setuptools import find_packages, setup
 
+#: Top-level packages, one per layer; each imports only from the layers before it.
+LAYERS = ("rewards", "data_prep", "inference", "evaluation", "recipe", "demo", "cli")
+
 setup(
     name="guardreasoner-vl",
     version="0.1.0",
@@ -17,10 +20,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["recipe", "recipe.*", "rewards", "rewards.*", "data_prep", "data_prep.*"]),
+    packages=find_packages(include=[f"{top}{sub}" for top in LAYERS for sub in ("", ".*")]),
     include_package_data=True,
     package_data={
-        "recipe.guardreasoner_vl": ["config/*.yaml", "sample_data/**/*", "sample_data/*"],
+        "recipe.guardreasoner_vl": ["config/*.yaml"],
+        "demo": ["sample_data/**/*", "sample_data/*"],
         "data_prep": ["templates/*"],
     },
     # Loose bounds only: exact pins live in requirements/ (cpu*.txt, gpu.txt) so they never fight an
@@ -54,7 +58,7 @@ setup(
         "gpu": ["verl[vllm]==0.9.1"],
     },
     entry_points={
-        "console_scripts": ["guardreasoner-vl=recipe.guardreasoner_vl.cli:main"],
+        "console_scripts": ["guardreasoner-vl=cli.main:main"],
         # verl imports every entry point of this group in every process that imports verl.
         "verl.plugins": ["guardreasoner_vl=recipe.guardreasoner_vl.plugin"],
     },

@@ -49,7 +49,7 @@ def _processor():
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-    from recipe.guardreasoner_vl.tiny_model import CHAT_TEMPLATE, build_tokenizer
+    from demo.tiny_model import CHAT_TEMPLATE, build_tokenizer
 
     return Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(),

@@ -165,8 +165,11 @@ def resolve_documented_steps(*, use_lock: bool = True) -> tuple[dict[str, str], 
         wheels = build_local_wheels(work / "wheels")
         constraints = LOCK if use_lock else None
         resolved = dry_run(requirements, constraints=constraints, find_links=wheels, work=work)
+        if use_lock:  # the pinned version, asked for directly: pip's message then names it
+            pinned = lock_pins().get(BUILT_ON_THE_HOST)
+            flash_attn = [f"{BUILT_ON_THE_HOST}=={pinned}" if _canonical(r) == BUILT_ON_THE_HOST else r for r in flash_attn]
         try:
-            dry_run(flash_attn, constraints=constraints, find_links=wheels, work=work)
+            dry_run(flash_attn, constraints=None, find_links=wheels, work=work)
             message = ""
         except RuntimeError as err:
             message = str(err)

@@ -161,4 +161,4 @@ def test_documented_gpu_install_resolves_for_python_312_manylinux_except_flash_a
     unused = set(pins) - set(resolved) - {"flash-attn"}
     assert not unused, f"requirements/gpu.txt pins packages the install does not bring: {sorted(unused)}"
     # flash-attn is the one thing without a wheel: pip says so, naming it
-    assert re.search(r"No matching distribution found for flash-attn", flash_attn_message), flash_attn_message
+    assert f"No matching distribution found for flash-attn=={pins['flash-attn']}" in flash_attn_message, flash_attn_message

@@ -292,7 +292,7 @@ def test_host_memory_warning_for_the_papers_batch():
 def test_host_memory_estimate_reads_images_and_max_pixels_from_the_rl_parquet(tmp_path):
     from data_prep.readers import read_vltrain
     from data_prep.writers import ImageOptions, write_rl
-    from recipe.guardreasoner_vl.sample import VLTRAIN_DIR
+    from demo.sample import VLTRAIN_DIR
 
     records = list(read_vltrain(VLTRAIN_DIR))[:40]
     path = tmp_path / "train.parquet"
@@ -314,11 +314,13 @@ def test_every_problem_is_reported_at_once():
 
 
 def test_cli_prints_warnings_and_checks_this_machine(tmp_path, capsys):
-    assert check_config.main(["--host-memory-gib", "64", "grpo", *REQUIRED]) == 0
+    from cli.main import main
+
+    assert main(["check-config", "--host-memory-gib", "64", "grpo", *REQUIRED]) == 0
     captured = capsys.readouterr()
-    assert "config warning: TransferQueue holds up to" in captured.err
+    assert "check-config: warning: TransferQueue holds up to" in captured.err
     assert "config ok: grpo (guardreasoner_vl_grpo): composed" in captured.out
-    assert check_config.main(["--this-machine", "grpo", *REQUIRED]) == 1
+    assert main(["check-config", "--this-machine", "grpo", *REQUIRED]) == 1
     assert "actor_rollout_ref.model.path=/m: no such folder" in capsys.readouterr().err
 
 

@@ -147,7 +147,7 @@ if [[ "${CHECK_CONFIG}" != 0 ]]; then
     *) echo "run_grpo.sh: CHECK_CONFIG must be 0, 1 or full, got '${CHECK_CONFIG}'" >&2; exit 2 ;;
   esac
   [[ -n "${HOST_MEMORY_GIB}" ]] && check+=(--host-memory-gib "${HOST_MEMORY_GIB}")
-  exec "${PYTHON}" -m recipe.guardreasoner_vl.check_config "${check[@]}" grpo "${overrides[@]}" "$@"
+  exec "${PYTHON}" -m cli check-config "${check[@]}" grpo "${overrides[@]}" "$@"
 fi
 
 # Joining a running cluster from a shell (not as a Ray job): this shell's environment reaches the driver only.

@@ -13,7 +13,7 @@
 #   # a few steps on a CPU (tiny model, tests): DEVICE=cpu
 #
 # When it finishes, make the HF folder GRPO starts from:
-#   python -m recipe.guardreasoner_vl.export_hf --checkpoint-dir "$CKPT_DIR" --out "$SFT_MODEL_DIR"
+#   guardreasoner-vl export-hf --checkpoint-dir "$CKPT_DIR" -o "$SFT_MODEL_DIR"
 #
 # Local paths are made absolute before torchrun starts (examples/paths.sh): on several nodes each rank writes its
 # checkpoint shards under CKPT_DIR, which must then be the same shared folder everywhere.
@@ -142,7 +142,7 @@ if [[ "${CHECK_CONFIG}" != 0 ]]; then
     full) check=(--this-machine) ;;
     *) echo "run_sft.sh: CHECK_CONFIG must be 0, 1 or full, got '${CHECK_CONFIG}'" >&2; exit 2 ;;
   esac
-  exec "${PYTHON}" -m recipe.guardreasoner_vl.check_config "${check[@]}" sft "${overrides[@]}" "$@"
+  exec "${PYTHON}" -m cli check-config "${check[@]}" sft "${overrides[@]}" "$@"
 fi
 
 exec "${TORCHRUN}" \

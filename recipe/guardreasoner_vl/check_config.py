@@ -4,12 +4,12 @@ A typo in an override, a missing ``???`` value, a batch that does not divide ove
 folder that is not there otherwise surfaces minutes into a multi-node launch (after Ray, the model
 load, the first rollout). :func:`validate` runs, on the driver and in seconds, the checks verl's entry
 point runs plus the ones verl only makes later at run time; ``main_grpo`` and ``main_sft`` call it
-before any GPU is touched, and this module's CLI composes a config exactly as the entry point would
-and calls the same function::
+before any GPU is touched, and ``guardreasoner-vl check-config`` (``cli/check_config.py``) composes a
+config exactly as the entry point would and calls the same function::
 
-    python -m recipe.guardreasoner_vl.check_config sft data.train_files=x.parquet trainer.n_gpus_per_node=8
-    python -m recipe.guardreasoner_vl.check_config grpo data.train_files=... data.val_files=...
-    python -m recipe.guardreasoner_vl.check_config --this-machine --host-memory-gib 1024 grpo ...
+    guardreasoner-vl check-config sft data.train_files=x.parquet trainer.n_gpus_per_node=8
+    guardreasoner-vl check-config grpo data.train_files=... data.val_files=...
+    guardreasoner-vl check-config --this-machine --host-memory-gib 1024 grpo ...
 
 ``ENTRY`` is ``sft`` or ``grpo`` (or the entry module, ``recipe.guardreasoner_vl.main_sft`` /
 ``recipe.guardreasoner_vl.main_grpo``); options (``--config-name NAME`` for another config of the
@@ -45,8 +45,6 @@ Every problem found is reported at once, one per line, in :class:`ConfigCheckErr
 
 from __future__ import annotations
 
-import argparse
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -400,61 +398,3 @@ def check(
         this_machine=this_machine,
         host_memory_gib=host_memory_gib,
     )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m recipe.guardreasoner_vl.check_config",
-        description="Compose a recipe config with Hydra overrides and validate it as the entry point will (CPU, seconds).",
-        epilog=(
-            "examples:\n"
-            "  python -m recipe.guardreasoner_vl.check_config grpo data.train_files=rl/train.parquet \\\n"
-            "      data.val_files=rl/val.parquet actor_rollout_ref.model.path=/models/r-sft trainer.nnodes=2\n"
-            "  python -m recipe.guardreasoner_vl.check_config --this-machine --host-memory-gib 1024 grpo ...\n"
-            "  python -m recipe.guardreasoner_vl.check_config --config-name guardreasoner_vl_eco_grpo grpo ..."
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("entry", help=f"one of {', '.join(sorted(ENTRIES))} (or the entry module)")
-    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides, as given to the entry point")
-    parser.add_argument("--print-config", action="store_true", help="print the composed config (unresolved) first")
-    parser.add_argument(
-        "--config-name", default=None, help="another config of the recipe's folder (e.g. guardreasoner_vl_eco_grpo)"
-    )
-    parser.add_argument(
-        "--this-machine",
-        action="store_true",
-        help="also check this machine as the entry point does: model folder, data files, flash-attn and vLLM installed",
-    )
-    parser.add_argument(
-        "--host-memory-gib",
-        type=float,
-        default=None,
-        help="host memory per node (GiB); warn when a GRPO step's TransferQueue payload exceeds it",
-    )
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        report = check(
-            args.entry,
-            args.overrides,
-            config_name=args.config_name,
-            this_machine=args.this_machine,
-            host_memory_gib=args.host_memory_gib,
-        )
-    except ConfigCheckError as err:
-        print(f"config error: {err}", file=sys.stderr)
-        return 1
-    if args.print_config:
-        print(OmegaConf.to_yaml(report.config))
-    for warning in report.warnings:
-        print(f"config warning: {warning}", file=sys.stderr)
-    print(report.summary())
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
