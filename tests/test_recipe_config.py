@@ -215,15 +215,21 @@ def test_launch_scripts_exist_and_parse():
         assert "set -euo pipefail" in text, script.name
 
 
-def _script_overrides(env: dict[str, str], *args: str) -> tuple[str, list[str]]:
-    out = subprocess.run(
-        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh"), *args],
+def _printed_overrides(script: str, env: dict[str, str], *args: str, cwd: Path = REPO_ROOT) -> list[str]:
+    """The lines a launch script prints with PRINT_OVERRIDES=1 (run from ``cwd``)."""
+    return subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / script), *args],
         env={**os.environ, "PYTHON": sys.executable, "PRINT_OVERRIDES": "1", **env},
-        cwd=REPO_ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
+
+
+def _script_overrides(env: dict[str, str], *args: str, cwd: Path = REPO_ROOT) -> tuple[str, list[str]]:
+    """run_grpo.sh's config name and overrides."""
+    out = _printed_overrides("grpo/run_grpo.sh", env, *args, cwd=cwd)
     return out[0], out[1:]
 
 
@@ -283,15 +289,7 @@ def test_ray_job_submission_runs_the_launch_script_on_the_cluster():
 
 
 def _sft_overrides(env: dict[str, str], cwd: Path, *args: str) -> list[str]:
-    out = subprocess.run(
-        ["bash", str(REPO_ROOT / "examples" / "sft" / "run_sft.sh"), *args],
-        env={**os.environ, "PYTHON": sys.executable, "PRINT_OVERRIDES": "1", **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    return out
+    return _printed_overrides("sft/run_sft.sh", env, *args, cwd=cwd)
 
 
 def _as_dict(overrides: list[str]) -> dict[str, str]:
@@ -304,12 +302,7 @@ def test_launch_scripts_make_every_local_path_absolute_before_ray(tmp_path):
     env = {"MODEL_PATH": "Qwen/local-model", "TRAIN_FILES": "[rl/a.parquet, /abs/b.parquet,hdfs://nn/c.parquet]",
            "VAL_FILES": "../val.parquet", "CKPT_DIR": "ckpt/grpo"}
     (tmp_path / "Qwen" / "local-model").mkdir()
-    out = subprocess.run(
-        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
-        env={**os.environ, "PYTHON": sys.executable, "PRINT_OVERRIDES": "1", **env},
-        cwd=tmp_path, capture_output=True, text=True, check=True,
-    ).stdout.splitlines()
-    got = _as_dict(out[1:])
+    got = _as_dict(_script_overrides(env, cwd=tmp_path)[1])
     assert got["actor_rollout_ref.model.path"] == f"{tmp_path}/Qwen/local-model"
     assert got["data.train_files"] == f"[{tmp_path}/rl/a.parquet,/abs/b.parquet,hdfs://nn/c.parquet]"
     assert got["data.val_files"] == f"{tmp_path.parent}/val.parquet"
