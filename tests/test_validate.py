@@ -56,9 +56,18 @@ def test_verl_skips_its_batch_check_under_dynamic_batch_size_but_we_do_not():
     with pytest.raises(
         ConfigCheckError,
         match=r"ppo_mini_batch_size x rollout.n = 256 x 16 = 4096 sequences does not divide by its 24 data-parallel"
-        r" ranks .* e\.g\. actor_rollout_ref\.actor\.ppo_mini_batch_size=255",
+        r" ranks .* Use 16 or 32 GPUs \(data-parallel sizes that divide 4096\)$",
     ):
         check_config.validate(cfg, "grpo", this_machine=False)
+
+
+def test_the_fix_names_a_mini_batch_when_one_fits_this_cluster():
+    # 6 GPUs: no divisor of 512 prompts gives a mini-batch whose sequences (x 16) divide by 6, so only GPU
+    # counts are suggested; with 384 prompts per step, 3 prompts x 16 = 48 sequences do.
+    with pytest.raises(ConfigCheckError, match=r"Use 4 or 8 GPUs .*divide 4096\)$"):
+        grpo("trainer.n_gpus_per_node=6")
+    with pytest.raises(ConfigCheckError, match=r"Use 4 or 8 GPUs .*, or actor_rollout_ref\.actor\.ppo_mini_batch_size=3$"):
+        grpo("trainer.n_gpus_per_node=6", "data.train_batch_size=384", "actor_rollout_ref.actor.ppo_mini_batch_size=4")
 
 
 def test_sequence_parallel_shrinks_the_data_parallel_size():

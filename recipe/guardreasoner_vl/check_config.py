@@ -217,8 +217,12 @@ def _sft_trainer_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def validate_sft(report: CheckReport, *, this_machine: bool = False) -> None:
-    """The checks ``verl.trainer.sft_trainer`` would run first, plus this machine's files and packages."""
+def validate_sft(report: CheckReport, *, this_machine: bool = False, host_memory_gib: Optional[float] = None) -> None:
+    """The checks ``verl.trainer.sft_trainer`` would run first, plus this machine's files and packages.
+
+    ``host_memory_gib`` is accepted for a uniform signature and unused: the SFT trainer keeps no
+    rollout samples on the host.
+    """
     if not report.config.data.train_files:
         report.problems.append("data.train_files is not set (the R-SFT parquet from build-sft)")
     report.check("trainer preconditions", _sft_trainer_problems(report.config))
@@ -369,10 +373,7 @@ def validate(
     name = _entry(entry)
     report = CheckReport(entry=name, config_name=config_name or ENTRIES[name].config_name, config=config)
     _check_complete(report)
-    if name == "grpo":
-        validate_grpo(report, this_machine=this_machine, host_memory_gib=host_memory_gib)
-    else:
-        validate_sft(report, this_machine=this_machine)
+    ENTRIES[name].validate(report, this_machine=this_machine, host_memory_gib=host_memory_gib)
     report.raise_problems()
     return report
 

@@ -81,16 +81,14 @@ def grpo_batch_problems(cfg: Any, *, use_critic: bool = False) -> list[str]:
     dp = world // sp
     n = int(_get(cfg, "actor_rollout_ref.rollout.n"))
     mini_prompts = int(_get(cfg, "actor_rollout_ref.actor.ppo_mini_batch_size"))
-    mini = mini_prompts * n
+    mini = _mini_batch_sequences(cfg)
+    train_batch = int(_get(cfg, "data.train_batch_size"))
     if mini % dp:
-        fits = [p for p in range(mini_prompts, 0, -1) if (p * n) % dp == 0][:1]
-        hint = f", e.g. actor_rollout_ref.actor.ppo_mini_batch_size={fits[0]}" if fits else ""
         problems.append(
             f"the actor's mini-batch of ppo_mini_batch_size x rollout.n = {mini_prompts} x {n} = {mini} sequences"
             f" does not divide by its {dp} data-parallel ranks ({nodes} nodes x {per_node} GPUs"
             + (f" / sequence parallel {sp}" if sp > 1 else "")
-            + f"): verl asserts this in the actor update, after the first rollout. Use a GPU count that divides"
-            f" {mini} or a mini-batch whose sequences divide by {dp}{hint}"
+            + f"): verl asserts this in the actor update, after the first rollout. {_mini_batch_fix(mini, n, sp, dp, train_batch, mini_prompts)}"
         )
     if use_critic:
         critic_mini = int(_get(cfg, "critic.ppo_mini_batch_size")) * n
@@ -100,7 +98,6 @@ def grpo_batch_problems(cfg: Any, *, use_critic: bool = False) -> list[str]:
                 f" not divide by {dp} data-parallel ranks (asserted in the critic update)"
             )
 
-    train_batch = int(_get(cfg, "data.train_batch_size"))
     mode = _get(cfg, "trainer.v1.trainer_mode", "sync")
     sync_steps = int(_get(cfg, f"trainer.v1.{mode}.parameter_sync_step", 1) or 1)
     if train_batch % sync_steps:
@@ -128,6 +125,23 @@ def grpo_batch_problems(cfg: Any, *, use_critic: bool = False) -> list[str]:
                     f" asserts that one sequence fits a micro-batch; set {key}>={math.ceil(longest / sp)}"
                 )
     return problems
+
+
+def _divisors(k: int) -> list[int]:
+    return [d for d in range(1, k + 1) if k % d == 0]
+
+
+def _mini_batch_fix(mini: int, n: int, sp: int, dp: int, train_batch: int, mini_prompts: int) -> str:
+    """The nearest GPU counts whose data-parallel size divides the mini-batch, and a mini-batch that fits this one."""
+    world = dp * sp
+    counts = [d * sp for d in _divisors(mini)]
+    below = [c for c in counts if c < world][-1:]
+    above = [c for c in counts if c > world][:1]
+    fix = f"Use {' or '.join(map(str, below + above))} GPUs (data-parallel sizes that divide {mini})"
+    fitting = [p for p in _divisors(train_batch) if p <= mini_prompts and (p * n) % dp == 0]
+    if fitting:
+        fix += f", or actor_rollout_ref.actor.ppo_mini_batch_size={fitting[-1]}"
+    return fix
 
 
 def batch_padding_warnings(cfg: Any) -> list[str]:
