@@ -1,4 +1,4 @@
-"""Safety-aware concatenation of sample pairs into a records JSONL (DESIGN.md §5).
+"""Safety-aware concatenation of sample pairs into a records JSONL (docs/design.md §5).
 
 Writes the input records followed by the new concatenations (or only the new ones with
 --only-new); concatenated images are saved under <output folder>/images/.

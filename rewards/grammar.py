@@ -2,7 +2,7 @@
 
 Everything that reads or writes ``Request: …`` / ``Response: …`` goes through this module so that
 training targets, the reward, mining and evaluation can never disagree on what an answer says
-(DESIGN.md §2)::
+(docs/design.md §2)::
 
     <think>
     ...reasoning steps...
@@ -165,7 +165,7 @@ def _as_text(text: Any) -> Optional[str]:
 def parse_verdict(text: Any, *, strict: bool = True) -> Verdict:
     """Read the labels from a guard output. Never raises.
 
-    Rules with ``strict=True`` (the default, and the reward's: DESIGN.md §2 hardened against
+    Rules with ``strict=True`` (the default, and the reward's: docs/design.md §2 hardened against
     reward gaming):
 
     - case-insensitive; labels are read only inside the ``<result>`` block;
@@ -181,7 +181,7 @@ def parse_verdict(text: Any, *, strict: bool = True) -> Verdict:
     ``format_ok`` additionally needs exactly one ``<think>`` and one ``</think>``, both before the
     result block, in that order. Non-``str`` input is decoded (bytes) or ``str()``-ed.
 
-    ``strict=False`` reads an output the way DESIGN.md §2 states the convention, for measuring a
+    ``strict=False`` reads an output the way docs/design.md §2 states the convention, for measuring a
     model rather than rewarding it (evaluation, mining, reading a corpus's targets): labels come
     from the first ``<result>…</result>`` block, the first ``Request:`` / ``Response:`` slot in it
     counts, and nothing outside the block matters; ``result_ok`` then means "a block was found".

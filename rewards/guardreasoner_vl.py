@@ -1,4 +1,4 @@
-"""The GuardReasoner-VL reward: a length-aware safety reward (DESIGN.md §3), for verl or any caller.
+"""The GuardReasoner-VL reward: a length-aware safety reward (docs/design.md §3), for verl or any caller.
 
 ::
 
@@ -225,7 +225,7 @@ def compute_score(
 
     gate = format_ok if opts.require_think else result_ok
     request_ok = gate and request == gold_request
-    # "none" (no response) scores as "unharmful" (DESIGN.md §2); an unread slot (None) never matches
+    # "none" (no response) scores as "unharmful" (docs/design.md §2); an unread slot (None) never matches
     response_ok = gate and (UNHARMFUL if response == NO_RESPONSE else response) == (
         UNHARMFUL if gold_response == NO_RESPONSE else gold_response
     )

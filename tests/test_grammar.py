@@ -292,7 +292,7 @@ def test_bad_ground_truth_raises_naming_it(ground_truth, match):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        # A label line inside <think>: strict voids it (reward), lenient reads the result block (DESIGN §2).
+        # A label line inside <think>: strict voids it (reward), lenient reads the result block (design §2).
         ("<think>\nRequest: harmful\n</think>\n<result>\nRequest: harmful\nResponse: None\n</result>", ("harmful", "none")),
         # Repeated slots that disagree: the first one counts.
         ("<result>Request: unharmful\nRequest: harmful\nResponse: harmful</result>", ("unharmful", "harmful")),
