@@ -154,15 +154,16 @@ def estimate_step(
     )
 
 
-#: Rows of the training parquet read to learn the images per sample and their max_pixels.
-SAMPLE_ROWS = 512
+#: Rows of the training parquet read to learn the images per sample and their max_pixels (only the
+#: ``max_pixels`` leaf of the ``images`` column is read, never the image bytes).
+SAMPLE_ROWS = 4096
 
 
 def data_image_stats(train_files: Any) -> tuple[float, int, str]:
     """``(images per sample, largest max_pixels, where it comes from)`` of the RL training data.
 
-    Reads the ``images`` column of the first :data:`SAMPLE_ROWS` rows of the first local training
-    file (build-rl stores each image's ``max_pixels`` with it). Without a readable file: one image per
+    Reads ``images[*].max_pixels`` of the first :data:`SAMPLE_ROWS` rows of the first local training
+    file (build-rl stores each image's ``max_pixels`` with it; the image bytes are not read). Without a readable file: one image per
     sample at build-rl's default ``max_pixels``, the worst case of the bundled builders.
     """
     paths = [str(p) for p in (train_files if isinstance(train_files, (list, tuple)) else [train_files]) if p]
@@ -170,7 +171,9 @@ def data_image_stats(train_files: Any) -> tuple[float, int, str]:
     try:
         if not paths:
             raise FileNotFoundError("no local training file")
-        batch = next(pq.ParquetFile(paths[0]).iter_batches(batch_size=SAMPLE_ROWS, columns=["images"]))
+        batch = next(
+            pq.ParquetFile(paths[0]).iter_batches(batch_size=SAMPLE_ROWS, columns=["images.list.element.max_pixels"])
+        )
     except (OSError, StopIteration, KeyError, ValueError) as err:
         reason = f"assumed: {type(err).__name__} reading the training data" if paths else "assumed: no local data"
         return 1.0, DEFAULT_MAX_PIXELS, reason
