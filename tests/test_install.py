@@ -130,6 +130,16 @@ def test_documented_steps_are_three_constrained_pip_installs_in_order():
     assert "--no-build-isolation" in steps[1].options and "-e" in steps[2].options
 
 
+def test_every_gpu_install_block_in_the_docs_is_the_checked_one():
+    """README.md or any page may show the GPU install, marked ``<!-- gpu-install -->``: the same steps."""
+    checked = resolve_gpu.install_steps((REPO_ROOT / "docs" / "gpu_guide.md").read_text())
+    for page in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        for block in re.findall(r"<!-- gpu-install -->\s*```bash\n.*?```", text, re.S):
+            shown = resolve_gpu.install_steps(block)
+            assert [(s.requirements, s.options) for s in shown] == [(s.requirements, s.options) for s in checked], page
+
+
 def test_dockerfile_installs_with_the_documented_steps():
     text = (REPO_ROOT / "docker" / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=verlai/verl:\S+$", text, re.M) and "FROM ${BASE_IMAGE}" in text
