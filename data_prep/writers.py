@@ -226,7 +226,7 @@ def sft_row(record: GuardRecord, *, index: int, split: str, options: ImageOption
     _require_labels(record)
     if not record.reasoning:
         raise RowError(record.id, "reasoning", "no reasoning target", "SFT needs a reasoning target")
-    verdict = parse_verdict(record.reasoning, strict=False)
+    verdict = parse_verdict(record.reasoning)
     if not verdict.format_ok or (verdict.request, verdict.response) != (record.request_label, record.response_label):
         raise RowError(
             record.id, "reasoning", "target disagrees with labels",

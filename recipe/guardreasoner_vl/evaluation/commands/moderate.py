@@ -61,7 +61,7 @@ def moderate(backend, *, text: str | None, image: Path | None, response: str | N
         images=(str(image),) if image is not None else (),
     )  # fmt: skip
     [[generation]] = backend.generate([request_from_record(record)], n=1, **decoding)
-    verdict = parse_verdict(generation.text, strict=False)
+    verdict = parse_verdict(generation.text)
     return {
         "request": verdict.request,
         "response": verdict.response,
