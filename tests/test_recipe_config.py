@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 import os
 import re
 import shlex
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("verl")
+torch = pytest.importorskip("torch")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf, open_dict  # noqa: E402
@@ -25,7 +28,6 @@ import recipe.guardreasoner_vl as recipe_pkg  # noqa: E402
 from recipe.guardreasoner_vl.recipe_config import (  # noqa: E402
     ClipScheduleConfig,
     GuardReasonerConfig,
-    RewardOptionsConfig,
     load_guardreasoner_config,
 )
 
@@ -82,13 +84,38 @@ def test_grpo_config_holds_the_paper_hyper_parameters(grpo_cfg):
     assert cfg.trainer.total_epochs == 1 and actor.freeze_vision_tower is False
     assert actor.policy_loss.loss_mode == "guardreasoner_dynamic_clip"
     assert (cfg.guardreasoner.clip_schedule.name, cfg.guardreasoner.clip_schedule.eps0) == ("product", 0.2)
+    assert cfg.guardreasoner.clip_schedule.floor == 0.01  # the last step stays a real PPO step
 
 
-def test_reward_goes_through_custom_reward_function_with_the_section_kwargs(grpo_cfg):
+def test_dual_clip_is_off_in_the_preset(grpo_cfg):
+    """verl's dual clip (clip_ratio_c) is not in the paper's objective: a bound the clamped ratio never reaches."""
+    from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla
+
+    from recipe.guardreasoner_vl.policy_loss import compute_policy_loss_dynamic_clip, with_clip_eps
+
+    actor = omega_conf_to_dataclass(grpo_cfg.actor_rollout_ref.actor)
+    assert actor.clip_ratio_c > math.exp(20)  # verl clamps the log-ratio to [-20, 20]
+    # negative advantages on tokens whose probability rose a lot: where verl's default dual clip (3.0) binds
+    old = torch.zeros(1, 4)
+    new = torch.tensor([[0.5, 2.0, 5.0, 30.0]], requires_grad=True)
+    adv, mask = torch.full((1, 4), -1.0), torch.ones(1, 4)
+    eps = 0.2
+    loss, metrics = compute_policy_loss_dynamic_clip(old, new, adv, mask, "token-mean", with_clip_eps(actor, eps))
+    ratio = torch.exp(torch.clamp(new - old, -20, 20))
+    expected = torch.maximum(-adv * ratio, -adv * torch.clamp(ratio, 1 - eps, 1 + eps)).mean()
+    torch.testing.assert_close(loss, expected)
+    assert metrics["actor/pg_clipfrac_lower"] == 0.0
+    stock = dataclasses.replace(actor, clip_ratio_c=3.0)  # verl's default
+    dual, dual_metrics = compute_policy_loss_vanilla(old, new, adv, mask, "token-mean", with_clip_eps(stock, eps))
+    assert dual < loss and dual_metrics["actor/pg_clipfrac_lower"] > 0  # the loss of those tokens capped at 3 |A|
+
+
+def test_reward_goes_through_custom_reward_function(grpo_cfg):
     fn = OmegaConf.to_container(grpo_cfg.reward.custom_reward_function, resolve=True)
-    section = load_guardreasoner_config(grpo_cfg)
     assert fn["path"] == "pkg://rewards.guardreasoner_vl" and fn["name"] == "compute_score"
-    assert fn["reward_kwargs"] == section.reward.as_kwargs()
+    assert fn["reward_kwargs"] == {"beta": 1.0, "length_norm": 3072.0, "length_unit": "chars", "eps": 1 / 48,
+                                   "require_think": None, "variant": "paper", "length_aware": True}
+    assert "reward" not in grpo_cfg.guardreasoner  # one home for the reward options: reward_kwargs
     assert "custom_reward_function" not in grpo_cfg or grpo_cfg.get("custom_reward_function", {}).get("path") is None
 
 
@@ -109,9 +136,8 @@ def test_reward_function_loads_from_the_config_and_scores(grpo_cfg):
 def test_configs_compose_and_pass_verl_validation(config_name):
     cfg = _compose(config_name, REQUIRED)
     _validate(cfg)
-    beta = load_guardreasoner_config(cfg).reward.beta
+    beta = cfg.reward.custom_reward_function.reward_kwargs.beta
     assert beta == (1.0 if config_name == "guardreasoner_vl_grpo" else pytest.approx(1 / 6))
-    assert cfg.reward.custom_reward_function.reward_kwargs.beta == beta
 
 
 def test_required_paths_must_be_given(grpo_cfg):
@@ -149,9 +175,9 @@ def test_section_dataclasses_build_from_the_yaml(grpo_cfg):
     section = omega_conf_to_dataclass(grpo_cfg.guardreasoner)
     assert isinstance(section, GuardReasonerConfig)
     assert isinstance(section.clip_schedule, ClipScheduleConfig)
-    assert isinstance(section.reward, RewardOptionsConfig)
     assert section.clip_schedule.value(1, 4) == pytest.approx(0.15)
     assert section.clip_schedule.value(3, 4) == pytest.approx(0.01875)
+    assert section.clip_schedule.value(4, 4) == 0.01
     with pytest.raises(Exception, match="frozen"):
         section.clip_schedule.eps0 = 0.3
 
@@ -164,8 +190,6 @@ def test_section_dataclasses_build_from_the_yaml(grpo_cfg):
         ("clip_schedule.floor", 0.5, r"guardreasoner.clip_schedule: floor must be a number in \[0, eps0"),
         ("clip_schedule.total_steps", 0, "total_steps must be an integer >= 1"),
         ("clip_schedule.eps_0", 0.1, "eps_0"),
-        ("reward.variant", "nope", "guardreasoner.reward: variant must be one of paper, released"),
-        ("reward.beta", -1.0, "guardreasoner.reward: beta must be a positive finite number"),
     ],
 )
 def test_bad_section_values_fail_before_start_up(grpo_cfg, key, value, match):
@@ -174,10 +198,31 @@ def test_bad_section_values_fail_before_start_up(grpo_cfg, key, value, match):
         load_guardreasoner_config(cfg)
 
 
-def test_reward_kwargs_overridden_behind_the_sections_back_is_an_error(grpo_cfg):
-    cfg = _edited(grpo_cfg, **{"reward.custom_reward_function.reward_kwargs.beta": 0.5})
-    with pytest.raises(ValueError, match=r"disagrees with guardreasoner.reward \(differing: \['beta'\]"):
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("variant", "nope", "reward_kwargs: variant must be one of paper, released"),
+        ("beta", -1.0, "reward_kwargs: beta must be a positive finite number"),
+        ("betta", 0.5, "reward_kwargs: compute_score got unexpected keyword.s. betta"),
+        ("length_unit", "tokens", "needs reward.reward_manager.name=guardreasoner_token_length"),
+    ],
+)
+def test_bad_reward_options_fail_before_start_up(grpo_cfg, key, value, match):
+    cfg = _edited(grpo_cfg, **{f"reward.custom_reward_function.reward_kwargs.{key}": value})
+    with pytest.raises(ValueError, match=match):
         load_guardreasoner_config(cfg)
+
+
+def test_token_lengths_with_their_reward_manager_pass(grpo_cfg):
+    cfg = _edited(grpo_cfg, **{"reward.custom_reward_function.reward_kwargs.length_unit": "tokens",
+                               "reward.reward_manager.name": "guardreasoner_token_length"})
+    load_guardreasoner_config(cfg)
+
+
+def test_another_reward_function_keeps_its_own_options(grpo_cfg):
+    cfg = _edited(grpo_cfg, **{"reward.custom_reward_function.path": "pkg://my_pkg.reward",
+                               "reward.custom_reward_function.reward_kwargs": {"anything": 1}})
+    load_guardreasoner_config(cfg)
 
 
 def test_config_without_the_section_is_rejected(grpo_cfg):
