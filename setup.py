@@ -6,6 +6,9 @@ Install on a GPU host:             pip install -e ".[gpu]"
 
 from setuptools import find_packages, setup
 
+#: Top-level packages, one per layer; each imports only from the layers before it.
+LAYERS = ("rewards", "data_prep", "inference", "evaluation", "recipe", "demo", "cli")
+
 setup(
     name="guardreasoner-vl",
     version="0.1.0",
@@ -13,10 +16,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["recipe", "recipe.*", "rewards", "rewards.*", "data_prep", "data_prep.*"]),
+    packages=find_packages(include=[f"{top}{sub}" for top in LAYERS for sub in ("", ".*")]),
     include_package_data=True,
     package_data={
-        "recipe.guardreasoner_vl": ["config/*.yaml", "sample_data/**/*", "sample_data/*"],
+        "recipe.guardreasoner_vl": ["config/*.yaml"],
+        "demo": ["sample_data/**/*", "sample_data/*"],
         "data_prep": ["templates/*"],
     },
     # Loose lower bounds only: exact CPU pins live in requirements/cpu*.txt so they never fight
@@ -42,7 +46,7 @@ setup(
         "gpu": ["verl[vllm,fsdp]==0.9.1"],
     },
     entry_points={
-        "console_scripts": ["guardreasoner-vl=recipe.guardreasoner_vl.cli:main"],
+        "console_scripts": ["guardreasoner-vl=cli.main:main"],
         # verl imports every entry point of this group in every process that imports verl.
         "verl.plugins": ["guardreasoner_vl=recipe.guardreasoner_vl.plugin"],
     },

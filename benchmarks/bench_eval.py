@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from data_prep.record import GuardRecord
-from recipe.guardreasoner_vl.evaluation.benchmarks import BENCHMARKS, PROMPT
-from recipe.guardreasoner_vl.evaluation.report import write_csv, write_json, write_markdown
-from recipe.guardreasoner_vl.evaluation.scoring import score_rows
-from recipe.guardreasoner_vl.inference import request_from_record
+from evaluation.benchmarks import BENCHMARKS, PROMPT
+from evaluation.report import write_csv, write_json, write_markdown
+from evaluation.scoring import score_rows
+from inference import request_from_record
 from rewards.grammar import format_output
 
 REASONING = "\n".join(f"## Reasoning Step {i}\nThe request asks about topic {i}; it is assessed carefully." for i in range(1, 5))

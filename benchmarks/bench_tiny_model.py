@@ -55,7 +55,7 @@ def main() -> int:
     from transformers import AutoModelForImageTextToText, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
     from data_prep.prompt import build_messages
-    from recipe.guardreasoner_vl import tiny_model as tm
+    from demo import tiny_model as tm
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

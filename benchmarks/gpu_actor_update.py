@@ -380,7 +380,7 @@ def main(argv=None) -> int:
     from verl.workers.utils.losses import ppo_loss
 
     from recipe.guardreasoner_vl.policy_loss import ScheduledClipLoss
-    from recipe.guardreasoner_vl.tiny_model import build_tiny_model
+    from demo.tiny_model import build_tiny_model
 
     torch.manual_seed(args.seed)
     workdir = Path(tempfile.mkdtemp(prefix="gpu_actor_update_"))

@@ -38,7 +38,7 @@ from data_prep.images import MAX_IMAGE_PIXELS, PreparedImage, load_image, prepar
 from data_prep.readers import TASKS_META_KEY
 from data_prep.record import UNLABELLED_META_KEY, GuardRecord
 from data_prep.transcript import record_messages
-from rewards.grammar import parse_verdict
+from rewards.grammar import NO_RESPONSE, UNHARMFUL, parse_verdict
 
 #: Per-image pixel budget handed to the Qwen2.5-VL processor (``max_pixels``): 1280 visual tokens
 #: of 28x28, so an image plus the transcript fits the paper's 3072-token prompt limit.
@@ -566,8 +566,6 @@ def _group_by_source(records: Iterable[GuardRecord]) -> Iterator[tuple[str, Iter
 
 def read_eval(path: Path) -> Iterator[GuardRecord]:
     """Records back from an evaluation JSONL written by :func:`write_eval` (placeholders restored)."""
-    from rewards.grammar import NO_RESPONSE, UNHARMFUL
-
     path = Path(path)
     with open(path, encoding="utf-8") as handle:
         for line in handle:

@@ -7,7 +7,7 @@
 # (FORCE=1 redoes it); the long steps resume on their own when rerun (verl resumes SFT/GRPO from the
 # last checkpoint, mining and evaluation skip finished ids). Choose steps with STEPS=sft,grpo,... or
 # SKIP_<STEP>=1. DRY_RUN=1 prints every command and runs none of them, except that it composes and
-# validates every Hydra config it would launch (python -m recipe.guardreasoner_vl.check_config).
+# validates every Hydra config it would launch (guardreasoner-vl check-config).
 #
 #   VLTRAIN=/data/GuardReasoner-VLTrain BENCHMARKS=/data/GuardReasoner-VLTest MODEL_SIZE=7b bash examples/pipeline.sh
 #   DRY_RUN=1 bash examples/pipeline.sh
@@ -174,7 +174,7 @@ fi
 if step sft "${SFT_MODEL}"; then
   [[ "${DRY_RUN}" == 1 ]] && check_launch "${sft_env[@]}" bash "${SFT_SCRIPT}"
   run "${sft_env[@]}" -- bash "${SFT_SCRIPT}"
-  run -- "${PYTHON}" -m recipe.guardreasoner_vl.export_hf --checkpoint-dir "${SFT_CKPT_DIR}" --out "${SFT_MODEL}" --overwrite
+  run -- "${GRV}" export-hf --checkpoint-dir "${SFT_CKPT_DIR}" -o "${SFT_MODEL}" --overwrite
 fi
 
 # ---- 3. mine: k generations per row, keep the rows no generation got right --------------------------
@@ -201,8 +201,8 @@ fi
 if step grpo "${GRPO_MODEL}"; then
   [[ "${DRY_RUN}" == 1 ]] && check_launch "${grpo_env[@]}" bash "${GRPO_SCRIPT}"
   run "${grpo_env[@]}" -- bash "${GRPO_LAUNCHER}"
-  run -- "${PYTHON}" -m recipe.guardreasoner_vl.export_hf --checkpoint-dir "${GRPO_CKPT_DIR}" --component actor \
-    --out "${GRPO_MODEL}" --overwrite
+  run -- "${GRV}" export-hf --checkpoint-dir "${GRPO_CKPT_DIR}" --component actor \
+    -o "${GRPO_MODEL}" --overwrite
 fi
 
 # ---- 7. eval: the 14 benchmark/task pairs, F1 tables ---------------------------------------------------
@@ -210,7 +210,7 @@ if step eval "${EVAL_DIR}/results.json"; then
   if [[ ! -d "${EVAL_DATA}" || "${FORCE}" == 1 ]]; then
     run -- "${GRV}" build-eval "${BENCHMARKS}" -o "${EVAL_DATA}"
   fi
-  run -- "${GRV}" evaluate --data-dir "${EVAL_DATA}" --out-dir "${EVAL_DIR}" --backend "${EVAL_BACKEND}" \
+  run -- "${GRV}" evaluate --data-dir "${EVAL_DATA}" -o "${EVAL_DIR}" --backend "${EVAL_BACKEND}" \
     --model "${EVAL_MODEL}"
 fi
 

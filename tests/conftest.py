@@ -23,7 +23,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random Qwen2.5-VL with tokenizer and processor (built offline, seed 0)."""
     pytest.importorskip("torch")
-    from recipe.guardreasoner_vl.tiny_model import build_tiny_model
+    from demo.tiny_model import build_tiny_model
 
     out = tmp_path_factory.mktemp("tiny_model")
     return build_tiny_model(out, seed=0)
@@ -32,6 +32,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     """The bundled sample corpus and mini benchmarks (package data)."""
-    from recipe.guardreasoner_vl.sample import SAMPLE_DIR
+    from demo.sample import SAMPLE_DIR
 
     return SAMPLE_DIR

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from recipe.guardreasoner_vl import cli
+from cli import main as cli
 
 
 def test_top_level_help_lists_every_command(capsys):
@@ -19,7 +19,7 @@ def test_top_level_help_lists_every_command(capsys):
 
 def test_help_does_not_import_torch_or_verl():
     code = (
-        "import sys; from recipe.guardreasoner_vl import cli; cli.build_parser().format_help();"
+        "import sys; from cli import main as cli; cli.build_parser().format_help();"
         "print(sorted(m for m in ('torch', 'verl', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -45,6 +45,6 @@ def test_user_error_is_one_line_and_exit_code_1(capsys):
 
 def test_console_script_is_installed():
     out = subprocess.run(
-        [sys.executable, "-m", "recipe.guardreasoner_vl.cli", "--version"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "cli.main", "--version"], capture_output=True, text=True, check=True
     ).stdout
     assert out.startswith("guardreasoner-vl ")

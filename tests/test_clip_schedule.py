@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recipe.guardreasoner_vl import cli
+from cli import main as cli
 from recipe.guardreasoner_vl.clip_schedule import (
     CLIP_SCHEDULE_REGISTRY,
     DEFAULT_FLOOR,

@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 
 from data_prep.records_io import read_records
-from recipe.guardreasoner_vl.cli import main
+from cli.main import main
 
 
 def test_sample_pipeline(sample_dir, tmp_path, capsys):
@@ -31,7 +31,7 @@ def test_sample_pipeline(sample_dir, tmp_path, capsys):
     capsys.readouterr()
 
     assert main(["build-eval", str(sample_dir / "benchmarks"), "-o", str(out / "eval"),
-                 "--benchmark", "HarmImageTest", "--benchmark", "ToxicChat"]) == 0
+                 "--benchmarks", "HarmImageTest", "ToxicChat"]) == 0
     rows = [json.loads(line) for line in (out / "eval" / "HarmImageTest.jsonl").read_text().splitlines()]
     assert all((out / "eval" / r["image"]).is_file() and r["image"].endswith(f"{r['id']}.png") for r in rows)
 

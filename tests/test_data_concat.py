@@ -89,7 +89,7 @@ def test_concat_pair_record(tmp_path):
     neither = concat_pair(_record(3), _record(4), new_id="c2")
     assert neither.images == () and "<image>" not in record_messages(neither)[1]["content"]
     # Mining, evaluation and moderation prompt a concatenation exactly as the RL parquet does.
-    from recipe.guardreasoner_vl.inference.base import request_from_record
+    from inference.base import request_from_record
 
     assert request_from_record(pair).messages == record_messages(pair)
     assert request_from_record(pair).messages[1]["content"].count("Human user:") == 2

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from data_prep.mining import is_correct, load_results, mine
+from evaluation.mining import is_correct, load_results, mine
 from data_prep.readers import read_vltrain
 from data_prep.record import GuardRecord
 from data_prep.records_io import read_records
@@ -26,7 +26,7 @@ def sample_records(sample_dir) -> list[GuardRecord]:
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir):
-    from recipe.guardreasoner_vl.inference import get_backend
+    from inference import get_backend
 
     return get_backend("hf", model_path=tiny_model_dir, batch_size=4)
 

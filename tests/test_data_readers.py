@@ -16,7 +16,7 @@ from data_prep.prompt import INSTRUCTION, build_transcript
 from data_prep.readers import parse_mapping, read_any, read_benchmark, read_hf, read_table, read_vltrain
 from data_prep.records_io import read_records, write_records
 from data_prep.transcript import parse_transcript
-from recipe.guardreasoner_vl.cli import main as cli_main
+from cli.main import main as cli_main
 from rewards.grammar import format_output
 
 

@@ -10,10 +10,10 @@ pytest.importorskip("verl")
 
 
 def test_dry_run_prepares_model_and_data_and_prints_the_command(tmp_path, tiny_model_dir, capsys):
-    from recipe.guardreasoner_vl import cli
+    from cli import main as cli
 
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out), "--model", str(tiny_model_dir), "--dry-run"]) == 0
+    assert cli.main(["demo", "-o", str(out), "--model", str(tiny_model_dir), "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "recipe.guardreasoner_vl.main_grpo" in printed and "VERL_PLATFORM=cpu" in printed
     train = pq.read_table(out / "data" / "train.parquet").to_pylist()
@@ -26,9 +26,9 @@ def test_dry_run_prepares_model_and_data_and_prints_the_command(tmp_path, tiny_m
 
 
 def test_unknown_mini_benchmark_is_a_one_line_error(tmp_path, tiny_model_dir, capsys):
-    from recipe.guardreasoner_vl import cli
+    from cli import main as cli
 
-    code = cli.main(["demo", "--out", str(tmp_path), "--model", str(tiny_model_dir), "--dry-run",
+    code = cli.main(["demo", "-o", str(tmp_path), "--model", str(tiny_model_dir), "--dry-run",
                      "--val-benchmarks", "NoSuchBench"])
     assert code == 1
     assert "no bundled mini benchmark 'NoSuchBench'" in capsys.readouterr().err
@@ -36,7 +36,7 @@ def test_unknown_mini_benchmark_is_a_one_line_error(tmp_path, tiny_model_dir, ca
 
 def test_demo_training_config_composes_and_passes_verl_validation(tmp_path, tiny_model_dir):
     from recipe.guardreasoner_vl import check_config
-    from recipe.guardreasoner_vl.demo import training_overrides
+    from demo.run import training_overrides
 
     overrides = training_overrides(tiny_model_dir, tmp_path / "t.parquet", tmp_path / "v.parquet", tmp_path, 3)
     report = check_config.check("grpo", overrides)

@@ -14,14 +14,14 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from recipe.guardreasoner_vl.cli import main as cli_main
-from recipe.guardreasoner_vl.evaluation.benchmarks import BENCHMARKS, load_benchmark
-from recipe.guardreasoner_vl.evaluation.generations import read_generations
-from recipe.guardreasoner_vl.evaluation.harness import generate
-from recipe.guardreasoner_vl.evaluation.scoring import score_rows
-from recipe.guardreasoner_vl.inference import get_backend
+from cli.main import main as cli_main
+from evaluation.benchmarks import BENCHMARKS, load_benchmark
+from evaluation.generations import read_generations
+from evaluation.harness import generate
+from evaluation.scoring import score_rows
+from inference import get_backend
 
-MINI = Path(__file__).resolve().parents[1] / "recipe" / "guardreasoner_vl" / "sample_data" / "benchmarks"
+MINI = Path(__file__).resolve().parents[1] / "demo" / "sample_data" / "benchmarks"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_harness_resumes_after_interruption_and_counts_failures(tiny_model_dir, 
 
 def test_evaluate_and_score_commands(tiny_model_dir, mini_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["evaluate", "--model", str(tiny_model_dir), "--data-dir", str(mini_dir), "--out-dir", str(out),
+    args = ["evaluate", "--model", str(tiny_model_dir), "--data-dir", str(mini_dir), "-o", str(out),
             "--benchmarks", "ToxicChat", "HarmImageTest", "SPA-VL-Eval", "--allow-size-mismatch",
             "--max-new-tokens", "4", "--batch-size", "8", "--n-resamples", "50", "--no-progress", "--device", "cpu"]  # fmt: skip
     assert cli_main(args) == 0
@@ -106,14 +106,14 @@ def test_evaluate_and_score_commands(tiny_model_dir, mini_dir, tmp_path, capsys)
     assert f"{n_lines} already in" in capsys.readouterr().out
     assert len((out / "generations.jsonl").read_text().splitlines()) == n_lines
     # score: same numbers from the JSONL alone.
-    assert cli_main(["score", str(out / "generations.jsonl"), "--out-dir", str(tmp_path / "s"),
+    assert cli_main(["score", str(out / "generations.jsonl"), "-o", str(tmp_path / "s"),
                      "--n-resamples", "50", "--no-charts"]) == 0  # fmt: skip
     rescored = json.loads((tmp_path / "s" / "results.json").read_text())
     assert rescored["benchmarks"] == results["benchmarks"]
 
 
 def test_evaluate_reports_user_errors_in_one_line(tiny_model_dir, mini_dir, tmp_path, capsys):
-    base = ["evaluate", "--model", str(tiny_model_dir), "--out-dir", str(tmp_path / "x")]
+    base = ["evaluate", "--model", str(tiny_model_dir), "-o", str(tmp_path / "x")]
     assert cli_main(base + ["--data-dir", str(mini_dir), "--benchmarks", "ToxicChat"]) == 1
     assert "has 4 rows, the paper's set has 2853" in capsys.readouterr().err
     assert cli_main(base + ["--data-dir", str(tmp_path), "--benchmarks", "ToxicChat"]) == 1

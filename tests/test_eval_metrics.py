@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from recipe.guardreasoner_vl.evaluation.benchmarks import BENCHMARKS, select
-from recipe.guardreasoner_vl.evaluation.reference import PAPER_AVERAGES, PAPER_PER_BENCHMARK
-from recipe.guardreasoner_vl.evaluation.metrics import (
+from evaluation.benchmarks import BENCHMARKS, select
+from evaluation.reference import PAPER_AVERAGES, PAPER_PER_BENCHMARK
+from evaluation.metrics import (
     bootstrap_f1,
     confusion_counts,
     f1_score,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from recipe.guardreasoner_vl.evaluation.generations import GenerationLog, read_generations
-from recipe.guardreasoner_vl.evaluation.report import markdown_table, write_all
-from recipe.guardreasoner_vl.evaluation.scoring import predicted_harmful, score_rows
+from evaluation.generations import GenerationLog, read_generations
+from evaluation.report import markdown_table, write_all
+from evaluation.scoring import predicted_harmful, score_rows
 from rewards.grammar import format_output
 
 

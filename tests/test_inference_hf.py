@@ -9,7 +9,7 @@ pytest.importorskip("transformers")
 from PIL import Image
 
 from data_prep.record import GuardRecord
-from recipe.guardreasoner_vl.inference import get_backend, request_from_record
+from inference import get_backend, request_from_record
 
 
 @pytest.fixture(scope="module")

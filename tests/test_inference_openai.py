@@ -15,7 +15,7 @@ from PIL import Image
 
 from data_prep.prompt import INSTRUCTION
 from data_prep.record import GuardRecord
-from recipe.guardreasoner_vl.inference import GenerationRequest, get_backend, request_from_record
+from inference import GenerationRequest, get_backend, request_from_record
 from rewards.grammar import format_output
 
 KEY = "sk-test-secret-123"

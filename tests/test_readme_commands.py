@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe.guardreasoner_vl import cli
+from cli import main as cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHELL_LANGS = {"", "bash", "sh", "shell", "console", "zsh"}
@@ -191,7 +191,7 @@ Intro text with `guardreasoner-vl nonsense` inline (not a code block).
 MODEL_SIZE=7b bash examples/sft/run_sft.sh \\
     data.max_length=2048
 guardreasoner-vl build-sft data/in -o out.parquet && guardreasoner-vl no-such-command
-python -m recipe.guardreasoner_vl.check_config sft data.train_files=x
+guardreasoner-vl check-config sft data.train_files=x
 torchrun --nproc_per_node=8 -m no_such_package.main_sft
 bash examples/does_not_exist.sh
 make test
@@ -214,7 +214,7 @@ def test_checker_finds_each_kind_of_broken_reference(tmp_path):
     doc.write_text(SAMPLE)
     commands = collect([doc])
     assert [c.words[0] for c in commands] == [
-        "bash", "guardreasoner-vl", "guardreasoner-vl", "python", "torchrun", "bash", "make", "make", "guardreasoner-vl"
+        "bash", "guardreasoner-vl", "guardreasoner-vl", "guardreasoner-vl", "torchrun", "bash", "make", "make", "guardreasoner-vl"
     ]
     assert commands[0].line == 6 and commands[0].words[-1] == "data.max_length=2048"
     reported = {str(c.words): problems(c, targets={"demo", "test", "venv"}) for c in commands}

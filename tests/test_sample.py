@@ -14,7 +14,7 @@ from PIL import Image
 
 from data_prep.prompt import IMAGE_PLACEHOLDER, INSTRUCTION, build_transcript
 from data_prep.record import IMAGE, MODALITIES, TEXT, TEXT_IMAGE
-from recipe.guardreasoner_vl import sample as sample_mod
+from demo import sample as sample_mod
 from rewards.grammar import HARMFUL, NO_RESPONSE, UNHARMFUL, parse_verdict
 
 # "Human user:\n[<image>\n][request]\n\nAI assistant:\n{response}\n\n" (build_transcript's layout)
@@ -138,7 +138,7 @@ def test_regenerating_reproduces_the_committed_files_byte_for_byte(sample_dir, t
 def test_module_entry_point_writes_a_sample(tmp_path):
     out = tmp_path / "fresh"
     done = subprocess.run(
-        [sys.executable, "-m", "recipe.guardreasoner_vl.sample", str(out)],
+        [sys.executable, "-m", "demo.sample", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, check=True,
     )
     assert "wrote" in done.stdout
@@ -152,7 +152,7 @@ def test_sample_ships_as_package_data(tmp_path):
     source.mkdir()
     for name in ("setup.py", "README.md"):
         shutil.copy2(REPO_ROOT / name, source / name)
-    for name in ("recipe", "rewards", "data_prep"):
+    for name in ("recipe", "rewards", "data_prep", "inference", "evaluation", "demo", "cli"):
         shutil.copytree(REPO_ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / "site"
     subprocess.run(
@@ -161,7 +161,7 @@ def test_sample_ships_as_package_data(tmp_path):
         check=True, capture_output=True, text=True,
     )
     code = (
-        "import json, sys; from recipe.guardreasoner_vl.sample import SAMPLE_DIR; "
+        "import json, sys; from demo.sample import SAMPLE_DIR; "
         "print(json.dumps([str(SAMPLE_DIR)] + sorted(p.relative_to(SAMPLE_DIR).as_posix() "
         "for p in SAMPLE_DIR.rglob('*') if p.is_file())))"
     )

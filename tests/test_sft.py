@@ -22,6 +22,7 @@ from PIL import Image  # noqa: E402
 
 from data_prep.record import GuardRecord  # noqa: E402
 from data_prep.writers import write_sft  # noqa: E402
+from cli import main as cli  # noqa: E402
 from recipe.guardreasoner_vl import check_config, export_hf  # noqa: E402
 from rewards.grammar import format_output  # noqa: E402
 
@@ -171,10 +172,10 @@ def test_check_config_grpo_runs_verl_validation_and_the_recipe_section():
 
 
 def test_check_config_cli_exit_codes(capsys):
-    assert check_config.main(["sft", "data.train_files=x.parquet"]) == 0
+    assert cli.main(["check-config", "sft", "data.train_files=x.parquet"]) == 0
     assert capsys.readouterr().out.startswith("config ok: sft (guardreasoner_vl_sft): composed")
-    assert check_config.main(["nope"]) == 1
-    assert "unknown entry 'nope'" in capsys.readouterr().err
+    assert cli.main(["check-config", "nope"]) == 1
+    assert "guardreasoner-vl check-config: error: unknown entry 'nope'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------ export

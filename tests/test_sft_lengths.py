@@ -51,7 +51,7 @@ def test_flags_exactly_the_rows_verl_refuses(sft_parquet, tiny_model_dir):
 
 
 def test_cli_reports_and_writes_a_fitting_copy(sft_parquet, tiny_model_dir, tmp_path, capsys):
-    from recipe.guardreasoner_vl import cli
+    from cli import main as cli
     from recipe.guardreasoner_vl.sft_lengths import measure
 
     limit = sorted(measure(sft_parquet, tiny_model_dir).lengths)[-3]  # the 2 longest rows do not fit

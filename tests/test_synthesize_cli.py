@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from data_prep.synthesize.fake_server import FakeChatServer, Reply, SeenRequest, error_reply, oracle
-from recipe.guardreasoner_vl.cli import main
+from cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-Do-Not-Leak-4f9c2e7a1b"
@@ -41,7 +41,7 @@ def cli(args: list[str], *, env_extra: dict | None = None) -> subprocess.Popen:
     env.pop("OPENAI_API_KEY", None)
     env.update(env_extra or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "recipe.guardreasoner_vl.cli", "synthesize", *args],
+        [sys.executable, "-m", "cli.main", "synthesize", *args],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

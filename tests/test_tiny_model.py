@@ -15,7 +15,7 @@ transformers = pytest.importorskip("transformers")
 from PIL import Image  # noqa: E402
 
 from data_prep.prompt import INSTRUCTION, build_messages, to_structured_content  # noqa: E402
-from recipe.guardreasoner_vl import tiny_model as tm  # noqa: E402
+from demo import tiny_model as tm  # noqa: E402
 from rewards.grammar import format_output, parse_verdict  # noqa: E402
 
 
@@ -126,7 +126,7 @@ def test_chat_template_matches_qwen2_vl_layout(processor):
 
 
 def test_same_seed_gives_identical_files_and_another_seed_other_weights(tiny_model_dir, tmp_path):
-    from recipe.guardreasoner_vl.cli import main
+    from cli.main import main
 
     again = tm.build_tiny_model(tmp_path / "again", seed=0)
     names = sorted(p.name for p in Path(tiny_model_dir).iterdir())
@@ -135,7 +135,7 @@ def test_same_seed_gives_identical_files_and_another_seed_other_weights(tiny_mod
     for name in names:
         assert (again / name).read_bytes() == (Path(tiny_model_dir) / name).read_bytes(), name
 
-    assert main(["make-tiny-model", str(tmp_path / "seed1"), "--seed", "1"]) == 0
+    assert main(["make-tiny-model", "-o", str(tmp_path / "seed1"), "--seed", "1"]) == 0
     other = tmp_path / "seed1"
     assert (other / "tokenizer.json").read_bytes() == (again / "tokenizer.json").read_bytes()
     assert (other / "model.safetensors").read_bytes() != (again / "model.safetensors").read_bytes()

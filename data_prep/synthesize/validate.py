@@ -53,7 +53,7 @@ def check_trace(text: Optional[str], *, request_label: str, response_label: str,
         raise TraceRejected("empty", f"the completion has no text (finish_reason={finish_reason})")
     verdict = parse_verdict(text)
     if not verdict.format_ok:
-        hint = " (cut off: finish_reason=length; raise --max-tokens)" if finish_reason == "length" else ""
+        hint = " (cut off: finish_reason=length; raise --max-new-tokens)" if finish_reason == "length" else ""
         raise TraceRejected("grammar", f"need one <think>…</think> then one <result>…</result>{hint}")
     if not verdict.parsed:
         raise TraceRejected(

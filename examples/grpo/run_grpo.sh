@@ -90,7 +90,7 @@ if [[ "${PRINT_OVERRIDES}" == 1 ]]; then
 fi
 
 if [[ "${CHECK_CONFIG}" == 1 ]]; then
-  exec "${PYTHON}" -m recipe.guardreasoner_vl.check_config --config-name "${CONFIG_NAME}" grpo "${overrides[@]}" "$@"
+  exec "${PYTHON}" -m cli check-config --config-name "${CONFIG_NAME}" grpo "${overrides[@]}" "$@"
 fi
 
 exec "${PYTHON}" -m recipe.guardreasoner_vl.main_grpo \

@@ -13,7 +13,7 @@
 #   # a few steps on a CPU (tiny model, tests): DEVICE=cpu
 #
 # When it finishes, make the HF folder GRPO starts from:
-#   python -m recipe.guardreasoner_vl.export_hf --checkpoint-dir "$CKPT_DIR" --out "$SFT_MODEL_DIR"
+#   guardreasoner-vl export-hf --checkpoint-dir "$CKPT_DIR" -o "$SFT_MODEL_DIR"
 set -euo pipefail
 
 # ---- model and data ---------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ elif [[ "${DEVICE}" != cuda ]]; then
 fi
 
 if [[ "${CHECK_CONFIG}" == 1 ]]; then
-  exec "${PYTHON}" -m recipe.guardreasoner_vl.check_config sft "${overrides[@]}" "$@"
+  exec "${PYTHON}" -m cli check-config sft "${overrides[@]}" "$@"
 fi
 
 exec "${TORCHRUN}" \

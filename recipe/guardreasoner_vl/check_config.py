@@ -5,8 +5,8 @@ otherwise surfaces minutes into a multi-node launch (after Ray, the model load, 
 checker composes exactly what the entry point would compose and runs the checks its ``main`` runs
 before any work, in seconds, without a GPU::
 
-    python -m recipe.guardreasoner_vl.check_config sft data.train_files=x.parquet trainer.n_gpus_per_node=8
-    python -m recipe.guardreasoner_vl.check_config grpo data.train_files=... data.val_files=...
+    guardreasoner-vl check-config sft data.train_files=x.parquet trainer.n_gpus_per_node=8
+    guardreasoner-vl check-config grpo data.train_files=... data.val_files=...
 
 ``ENTRY`` is ``sft`` or ``grpo`` (or the entry module, ``recipe.guardreasoner_vl.main_sft`` /
 ``recipe.guardreasoner_vl.main_grpo``); options (``--config-name NAME`` for another config of the
@@ -32,8 +32,6 @@ as skipped, never silently passed.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,30 +290,3 @@ def check(entry: str, overrides: Sequence[str] = (), *, config_name: Optional[st
     report = CheckReport(entry=name, config_name=config_name, config=compose(config_name, overrides))
     spec.validate(report)
     return report
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m recipe.guardreasoner_vl.check_config",
-        description="Compose a recipe config with Hydra overrides and run verl's config validation (CPU, no data).",
-    )
-    parser.add_argument("entry", help=f"one of {', '.join(sorted(ENTRIES))} (or the entry module)")
-    parser.add_argument("overrides", nargs=argparse.REMAINDER, help="Hydra overrides, as given to the entry point")
-    parser.add_argument("--print-config", action="store_true", help="print the composed config (unresolved) first")
-    parser.add_argument(
-        "--config-name", default=None, help="another config of the recipe's folder (e.g. guardreasoner_vl_eco_grpo)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        report = check(args.entry, args.overrides, config_name=args.config_name)
-    except ConfigCheckError as err:
-        print(f"config error: {err}", file=sys.stderr)
-        return 1
-    if args.print_config:
-        print(OmegaConf.to_yaml(report.config))
-    print(report.summary())
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -31,7 +31,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Callable, Protocol
 
@@ -155,34 +154,3 @@ def clip_values(
     schedule = get_clip_schedule(name)
     validate_schedule_params(total_steps=total_steps, eps0=eps0, floor=floor)
     return [schedule(step, total_steps, eps0=eps0, floor=floor) for step in range(1, total_steps + 1)]
-
-
-# ----------------------------------------------------------------------------- command line
-
-HELP = "print the dynamic clip ratio for steps 1..S"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--total-steps", type=int, required=True, help="total training steps S")
-    parser.add_argument(
-        "--schedule",
-        default="product",
-        choices=sorted(CLIP_SCHEDULE_REGISTRY),
-        help="schedule name (default: product, the paper's)",
-    )
-    parser.add_argument("--eps0", type=float, default=DEFAULT_EPS0, help="initial clip ratio (default: 0.2)")
-    parser.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
-                        help=f"lower bound on the ratio (default: {DEFAULT_FLOOR}; 0 = the paper's formula)")
-    parser.epilog = (
-        "examples:\n"
-        "  guardreasoner-vl clip-schedule --total-steps 10\n"
-        "  guardreasoner-vl clip-schedule --total-steps 10 --floor 0      # the paper's formula, 0 at the last step\n"
-        "  guardreasoner-vl clip-schedule --total-steps 100 --schedule cosine --floor 0.02\n"
-        "\nOne value per line, for steps 1..S (the value used by the actor update of that step)."
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    for value in clip_values(args.schedule, args.total_steps, eps0=args.eps0, floor=args.floor):
-        print(f"{value:.10g}")
-    return 0

@@ -8,25 +8,16 @@ under ``global_step_N/actor/``. The 0.9.1 way to get a loadable model from any s
 This module picks the checkpoint (the step in ``latest_checkpointed_iteration.txt`` unless told
 otherwise), runs the merger into ``<out>.incomplete``, checks the result is a complete VLM folder
 (config, weights, a processor with image processor and tokenizer) and renames it to ``<out>``, so a
-crash never leaves a folder that looks finished::
-
-    # the R-SFT model GRPO starts from
-    python -m recipe.guardreasoner_vl.export_hf \\
-        --checkpoint-dir checkpoints/guardreasoner-vl/r-sft-3b --out models/r-sft-3b
-    # the GRPO actor, for evaluation
-    python -m recipe.guardreasoner_vl.export_hf \\
-        --checkpoint-dir checkpoints/guardreasoner-vl/grpo-3b --component actor --out models/grpo-3b
+crash never leaves a folder that looks finished. The command is ``guardreasoner-vl export-hf``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 #: verl's tracker file in ``trainer.default_local_dir`` (``verl.utils.checkpoint.checkpoint_manager``).
 TRACKER_FILE = "latest_checkpointed_iteration.txt"
@@ -118,40 +109,3 @@ def export_checkpoint(
         shutil.rmtree(out)
     staging.rename(out)
     return out
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line (also used by tests to check the pipeline's export commands parse)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m recipe.guardreasoner_vl.export_hf",
-        description="Merge the latest verl FSDP checkpoint (R-SFT run or GRPO actor) into a Hugging Face model folder.",
-    )
-    parser.add_argument(
-        "--checkpoint-dir", required=True, type=Path,
-        help="the run's trainer.default_local_dir, or one global_step_N folder",
-    )
-    parser.add_argument(
-        "--component", default="",
-        help="sub-folder of the step holding the shards: '' for SFT (default), actor for GRPO",
-    )
-    parser.add_argument("--out", required=True, type=Path, help="HF model folder to write")
-    parser.add_argument("--step", type=int, default=None, help="export this step (default: the latest)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        out = export_checkpoint(
-            args.checkpoint_dir, args.out, step=args.step, component=args.component, overwrite=args.overwrite
-        )
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"export_hf: error: {err}", file=sys.stderr)
-        return 1
-    print(f"exported {out}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

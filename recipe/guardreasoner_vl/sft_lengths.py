@@ -11,13 +11,13 @@ the overlong rows (atomically; the dropped ids are listed in the report).
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-HELP = "measure SFT parquet rows with verl's tokenization; report or drop rows over max_length"
+from data_prep.atomic import atomic_output
+
 #: The paper's R-SFT max length (guardreasoner_vl_sft.yaml: data.max_length).
 DEFAULT_MAX_LENGTH = 2048
 
@@ -100,47 +100,8 @@ def write_without(parquet: Path, output: Path, drop: list[int]) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from data_prep.atomic import atomic_output
-
     table = pq.read_table(parquet)
     keep = sorted(set(range(table.num_rows)) - set(drop))
     with atomic_output(Path(output)) as tmp:
         pq.write_table(table.take(pa.array(keep, type=pa.int64())), tmp)
     return len(keep)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("parquet", type=Path, help="SFT parquet written by build-sft")
-    parser.add_argument("--model", type=Path, required=True, help="the model folder R-SFT starts from (tokenizer + processor)")
-    parser.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH,
-                        help=f"data.max_length of the SFT run (default and paper: {DEFAULT_MAX_LENGTH})")
-    parser.add_argument("-o", "--output", type=Path, default=None, help="write a copy without the overlong / broken rows")
-    parser.add_argument("--report", type=Path, default=None, help="write the report as JSON")
-    parser.epilog = (
-        "examples:\n"
-        "  guardreasoner-vl check-sft-lengths data/sft/train.parquet --model Qwen2.5-VL-7B-Instruct\n"
-        "  guardreasoner-vl check-sft-lengths data/sft/train.parquet --model /models/qwen2.5-vl-3b "
-        "-o data/sft/train.fit.parquet --report data/sft/lengths.json\n"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    with tqdm(desc="measure", unit="row") as bar:
-        report = measure(args.parquet, args.model, max_length=args.max_length, progress=bar.update)
-    summary = report.summary()
-    print(
-        f"{summary['rows']} rows: {summary['overlong']} longer than {args.max_length} tokens, "
-        f"{summary['errors']} not buildable; length p50 {summary['length_p50']}, p99 {summary['length_p99']}, "
-        f"max {summary['length_max']}"
-    )
-    for row_id, reason in list(summary["error_reasons"].items())[:10]:
-        print(f"  row {row_id!r}: {reason}")
-    if args.report:
-        args.report.write_text(json.dumps(summary, indent=2))
-    if args.output:
-        kept = write_without(args.parquet, args.output, report.dropped)
-        print(f"wrote {kept} rows -> {args.output} (dropped {len(report.dropped)}; ids in the report)")
-        return 0
-    return 1 if report.dropped else 0

@@ -1,0 +1,161 @@
+"""The ``hf`` backend: transformers ``generate`` on CPU or GPU.
+
+Slow next to vLLM (see GPU_NOTES.md: ~0.2 s/query at batch 128 on an H200 against ~36 ms with
+vLLM) but it runs anywhere transformers runs, so it serves tests, CPU demos, ``moderate`` and small
+jobs. Prompts go through the model's own processor: ``processor.apply_chat_template`` on
+:func:`data_prep.prompt.to_structured_content`, so the image tokens land exactly where ``<image>``
+stands in the transcript, as at training time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from data_prep.prompt import to_structured_content
+from inference.base import (
+    DEFAULT_MAX_NEW_TOKENS,
+    Generation,
+    GenerationRequest,
+    check_sampling,
+    load_image,
+)
+
+
+class HFBackend:
+    """Batched transformers generation with left padding.
+
+    Parameters
+    ----------
+    model_path : str or Path
+        A local directory (or hub id, if the hub is reachable) holding the model, tokenizer and
+        processor.
+    device : str, default="auto"
+        ``"auto"`` picks ``cuda`` when available, else ``cpu``.
+    dtype : str, default="auto"
+        ``"auto"`` is bfloat16 on GPU and float32 on CPU (CPU bf16 matmuls are slow and lossy).
+    batch_size : int, default=8
+        Prompts per ``generate`` call. Each call pads to its longest prompt.
+    max_pixels : int, optional
+        Cap on image pixels handed to the processor (fewer visual tokens); default: the
+        processor's own setting, as in the paper's evaluation.
+    attn_implementation : str, default="sdpa"
+        Passed to ``from_pretrained``; flash-attn is not required.
+    """
+
+    def __init__(
+        self,
+        model_path: Union[str, Path],
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 8,
+        max_pixels: Optional[int] = None,
+        attn_implementation: str = "sdpa",
+    ) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        path = Path(model_path)
+        if path.exists() and not (path / "config.json").exists():
+            raise FileNotFoundError(f"model directory {path} has no config.json")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if dtype == "auto":
+            torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        else:
+            torch_dtype = getattr(torch, dtype, None)
+            if not isinstance(torch_dtype, torch.dtype):
+                raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
+        self.device = device
+        self.batch_size = batch_size
+        self.max_pixels = max_pixels
+        self.processor = AutoProcessor.from_pretrained(str(model_path))
+        # Left padding: every prompt ends where generation starts, so a batch decodes as one block.
+        self.processor.tokenizer.padding_side = "left"
+        self.model = AutoModelForImageTextToText.from_pretrained(
+            str(model_path), dtype=torch_dtype, attn_implementation=attn_implementation
+        ).to(device)
+        self.model.eval()
+        tok = self.processor.tokenizer
+        eos = self.model.generation_config.eos_token_id
+        self._eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        if tok.eos_token_id is not None:
+            self._eos_ids.add(tok.eos_token_id)
+        self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else next(iter(self._eos_ids), 0)
+
+    def prompt_text(self, request: GenerationRequest) -> str:
+        """The exact prompt string the model sees (chat template applied, generation prompt added)."""
+        return self.processor.apply_chat_template(
+            to_structured_content(request.messages), tokenize=False, add_generation_prompt=True
+        )
+
+    def _encode(self, batch: Sequence[GenerationRequest]) -> Any:
+        texts = [self.prompt_text(r) for r in batch]
+        images = [load_image(img, key=r.key) for r in batch for img in r.images]
+        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if images:
+            kwargs["images"] = images
+            if self.max_pixels is not None:
+                kwargs["max_pixels"] = self.max_pixels
+        return self.processor(**kwargs).to(self.device)
+
+    def _count_tokens(self, ids: Any) -> int:
+        """Generated tokens up to and including the first end-of-sequence token (as vLLM counts)."""
+        n = 0
+        for token in ids.tolist():
+            n += 1
+            if token in self._eos_ids:
+                break
+        return n  # no EOS: the budget ran out and every position is a generated token
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        *,
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        seed: Optional[int] = None,
+    ) -> list[list[Generation]]:
+        """See :class:`~inference.base.InferenceBackend`.
+
+        Greedy decoding (``temperature == 0``) runs once and repeats the result ``n`` times. With
+        ``seed`` set, the torch RNG is reseeded per batch (``seed + batch index``), so a run is
+        reproducible on the same hardware whatever happened before it.
+        """
+        import torch
+        from transformers import set_seed
+
+        check_sampling(n, temperature, top_p, max_new_tokens)
+        greedy = temperature == 0
+        out: list[list[Generation]] = []
+        for b, start in enumerate(range(0, len(requests), self.batch_size)):
+            batch = list(requests[start : start + self.batch_size])
+            inputs = self._encode(batch)
+            if seed is not None:
+                set_seed(seed + b)
+            gen_kwargs: dict[str, Any] = {
+                "max_new_tokens": max_new_tokens,
+                "pad_token_id": self._pad_id,
+                "do_sample": not greedy,
+                "num_return_sequences": 1 if greedy else n,
+            }
+            if greedy:
+                # Clear sampling defaults shipped in generation_config.json (Qwen ships top_k etc.).
+                gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+            else:
+                gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+            with torch.inference_mode():
+                sequences = self.model.generate(**inputs, **gen_kwargs)
+            new_tokens = sequences[:, inputs["input_ids"].shape[1] :].cpu()
+            texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+            per_row = 1 if greedy else n
+            for i in range(len(batch)):
+                rows = range(i * per_row, (i + 1) * per_row)
+                gens = [Generation(texts[j], self._count_tokens(new_tokens[j])) for j in rows]
+                out.append(gens * n if greedy else gens)
+        return out

@@ -1,1 +1,0 @@
-"""``guardreasoner-vl`` subcommands of the evaluation harness: ``evaluate``, ``score``, ``moderate``."""
