@@ -290,6 +290,69 @@ def test_script_overrides_compose_and_validate(env, config_name, experiment):
     assert cfg.trainer.n_gpus_per_node == (1 if env.get("DEVICE") == "cpu" else int(env.get("GPUS_PER_NODE", 4)))
 
 
+ABLATIONS = ("no-concat", "no-dynamic-clip", "no-length-reward", "rsft-only")
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS)
+@pytest.mark.parametrize("variant", ["standard", "eco"])
+def test_ablation_presets_compose_validate_and_change_only_their_part(ablation, variant):
+    """Each row of the paper's Table 4 is one ABLATION= preset of run_grpo.sh, on top of the full recipe."""
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    env = {"MODEL_SIZE": "7b", "VARIANT": variant}
+    base_name, base_overrides = _script_overrides(env)
+    name, overrides = _script_overrides({**env, "ABLATION": ablation})
+    assert name == base_name and len(overrides) == len({o.split("=", 1)[0] for o in overrides})
+    cfg, full = _compose(name, overrides), _compose(base_name, base_overrides)
+    _validate(cfg)
+    assert cfg.trainer.experiment_name == f"grpo-{variant}-7b-{ablation}"  # checkpoints never mix with the full run
+    section, full_section = load_guardreasoner_config(cfg), load_guardreasoner_config(full)
+
+    # what the preset changes ...
+    changed = {
+        "data.train_files": cfg.data.train_files != full.data.train_files,
+        "clip": [section.clip_schedule.value(s, 18) for s in range(1, 19)]
+        != [full_section.clip_schedule.value(s, 18) for s in range(1, 19)],
+        "reward": cfg.reward.custom_reward_function.reward_kwargs != full.reward.custom_reward_function.reward_kwargs,
+        "val_only": bool(cfg.trainer.get("val_only")),
+    }
+    expected = {"no-concat": "data.train_files", "no-dynamic-clip": "clip", "no-length-reward": "reward",
+                "rsft-only": "val_only"}[ablation]
+    assert [key for key, differs in changed.items() if differs] == [expected]
+    # ... and what it means
+    if ablation == "no-concat":
+        assert cfg.data.train_files.endswith("rl/train_noconcat.parquet")
+    elif ablation == "no-dynamic-clip":
+        assert {section.clip_schedule.value(s, 18) for s in range(1, 19)} == {0.2}  # stock GRPO clip
+    elif ablation == "no-length-reward":
+        score = get_custom_reward_fn(cfg)
+        gold = "Request: harmful\nResponse: None"
+        half = "<think>\n" + "x" * 5000 + "\n</think>\n<result>\nRequest: harmful\nResponse: harmful\n</result>"
+        assert score(data_source="s", solution_str=half, ground_truth=gold, extra_info=None)["score"] == 0.5
+        assert score(data_source="s", solution_str=half[-60:], ground_truth=gold, extra_info=None)["score"] == 0.0
+    else:
+        assert cfg.trainer.val_before_train is True  # the validation of the R-SFT model is all that runs
+
+
+def test_ablation_preset_passes_the_launch_config_check():
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
+        env={**os.environ, "PYTHON": sys.executable, "CHECK_CONFIG": "1", "ABLATION": "no-length-reward",
+             "MODEL_PATH": "/models/r-sft", "TRAIN_FILES": "t.parquet", "VAL_FILES": "v.parquet"},
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "config ok" in proc.stdout
+
+
+def test_unknown_ablation_is_refused():
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
+        env={**os.environ, "ABLATION": "no-rl", "PRINT_OVERRIDES": "1"}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "ABLATION must be none, no-concat" in proc.stderr
+
+
 def test_script_passes_only_what_differs_from_the_yaml():
     _, overrides = _script_overrides({})
     keys = {o.split("=", 1)[0] for o in overrides}

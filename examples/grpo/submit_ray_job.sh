@@ -15,7 +15,7 @@
 #    not pass ray_kwargs.ray_init.num_cpus/num_gpus. Follow the job with `ray job logs -f <id>`; stop it with
 #    `ray job stop <id>`; resubmitting resumes from the latest checkpoint in CKPT_DIR.
 #
-# Every variable of run_grpo.sh is forwarded (MODEL_SIZE, VARIANT, CONFIG_NAME, MODEL_PATH, TRAIN_FILES,
+# Every variable of run_grpo.sh is forwarded (MODEL_SIZE, VARIANT, ABLATION, CONFIG_NAME, MODEL_PATH, TRAIN_FILES,
 # VAL_FILES, PROJECT_NAME, EXPERIMENT_NAME, CKPT_DIR, LOGGER, GPUS_PER_NODE, NNODES); extra arguments are
 # Hydra overrides appended last. DRY_RUN=1 prints the submit command and runs nothing.
 set -euo pipefail
@@ -33,7 +33,7 @@ DRY_RUN=${DRY_RUN:-0}
 RAY=${RAY:-ray}
 
 forward=("NNODES=${NNODES}" "GPUS_PER_NODE=${GPUS_PER_NODE}")
-for name in MODEL_SIZE VARIANT CONFIG_NAME MODEL_PATH TRAIN_FILES VAL_FILES PROJECT_NAME EXPERIMENT_NAME CKPT_DIR \
+for name in MODEL_SIZE VARIANT ABLATION CONFIG_NAME MODEL_PATH TRAIN_FILES VAL_FILES PROJECT_NAME EXPERIMENT_NAME CKPT_DIR \
   LOGGER PYTHON; do
   if [[ -n "${!name:-}" ]]; then
     forward+=("${name}=${!name}")
