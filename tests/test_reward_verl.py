@@ -220,3 +220,110 @@ def test_validation_metrics_give_sklearn_f1_per_source(event_loop_for_verl, tiny
             assert got == pytest.approx(expected), (source, task)
         n_source = sum(s[0] == source for s in SAMPLES)
         assert means["has_response"] * n_source == sum(s[0] == source and s[2] is not None for s in SAMPLES)
+
+
+# --- one reading of a verdict: RL validation F1 == `guardreasoner-vl score` on the same generations -------
+
+# Output shapes a guard may write; {req}/{resp} are its labels.
+_THINK_LINES = "<think>\nRequest: {a}\nResponse: {b}\nSo the labels above were a first guess.\n</think>\n"
+VALIDATION_OUTPUTS = [
+    "<think>\nStep 1.\n</think>\n<result>\nRequest: {req}\nResponse: {resp}\n</result>",
+    # label lines in the reasoning that the result contradicts: the result block decides
+    _THINK_LINES.format(a="unharmful", b="harmful") + "<result>\nRequest: {req}\nResponse: {resp}\n</result>",
+    # no think block: no reward, but the verdict is read (and counted) as evaluation reads it
+    "<result>\nRequest: {req}\nResponse: {resp}\n</result>",
+    "<think>\nx\n</think>\n<result>\nREQUEST: {req}\nresponse: {resp}.\n</result>",
+    # unread: a hedged slot, two result blocks, labels outside any block, nothing at all
+    "<think>\nx\n</think>\n<result>\nRequest: harmful/unharmful\nResponse: {resp}\n</result>",
+    "<think>\nx\n</think>\n<result>\nRequest: {req}\nResponse: {resp}\n</result><result>Request: {req}</result>",
+    "<think>\nx\n</think>\nRequest: {req}\nResponse: {resp}",
+    "",
+]
+
+
+def _validation_generations():
+    """(benchmark, gold request, gold response, output) over every output shape, label and benchmark kind."""
+    from evaluation.benchmarks import BENCHMARKS, PROMPT, RESPONSE
+
+    tasks = {}
+    for spec in BENCHMARKS:
+        tasks.setdefault(spec.name, set()).add(spec.task)
+    both = next(name for name, t in tasks.items() if t == {PROMPT, RESPONSE})  # prompt and response task
+    prompt_only = next(name for name, t in tasks.items() if t == {PROMPT})
+    samples = []
+    labels = ["harmful", "unharmful"]
+    for i, template in enumerate(VALIDATION_OUTPUTS):
+        for j, (gold_req, pred_req) in enumerate([(g, p) for g in labels for p in labels]):
+            pred_resp, gold_resp = labels[(i + j) % 2], labels[(i + j // 2) % 2]
+            output = template.format(req=pred_req, resp=pred_resp)
+            samples.append((both, gold_req, gold_resp, output))
+            samples.append((prompt_only, gold_req, None, output.replace(f"Response: {pred_resp}", "Response: None")))
+    return samples, both, prompt_only
+
+
+def test_rl_validation_f1_equals_what_score_reports(event_loop_for_verl, tiny_model_dir, tokenizer, tmp_path):
+    """The same generations through verl's reward loop and the trainer's validation hook, and through
+    `guardreasoner-vl score`: every F1 agrees (they read verdicts with the one function)."""
+    import json
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from verl.trainer.ppo.v1 import PPOTrainerSync
+
+    import recipe.guardreasoner_vl as recipe_pkg
+    from cli.main import main
+    from recipe.guardreasoner_vl.trainer import guardreasoner_trainer_cls
+
+    samples, both, prompt_only = _validation_generations()
+    # RL validation: the recipe's reward options, verl's reward-loop worker, the trainer's metrics hook.
+    with initialize_config_dir(config_dir=str(Path(recipe_pkg.__file__).parent / "config"), version_base=None):
+        reward_kwargs = OmegaConf.to_container(compose("guardreasoner_vl_grpo").reward.custom_reward_function.reward_kwargs)
+    pad = tokenizer.pad_token_id
+    prompts = [tokenizer(build_transcript(f"request {i}", None, has_image=False), add_special_tokens=False)["input_ids"]
+               for i in range(len(samples))]  # fmt: skip
+    responses = [tokenizer(s[3], add_special_tokens=False)["input_ids"] or [pad] for s in samples]
+    assert [tokenizer.decode(r, skip_special_tokens=True) for r in responses if r != [pad]] == [s[3] for s in samples if s[3]]
+    p_len, r_len = max(map(len, prompts)), max(map(len, responses))
+    data = DataProto.from_dict(
+        tensors={
+            "prompts": torch.tensor([[pad] * (p_len - len(p)) + p for p in prompts]),
+            "responses": torch.tensor([r + [pad] * (r_len - len(r)) for r in responses]),
+            "attention_mask": torch.cat([
+                torch.tensor([[0] * (p_len - len(p)) + [1] * len(p) for p in prompts]),
+                torch.tensor([[1] * (len(r) if s[3] else 0) + [0] * (r_len - (len(r) if s[3] else 0))
+                              for r, s in zip(responses, samples)])], dim=1),
+        },
+        non_tensors={
+            "data_source": np.array([s[0] for s in samples], dtype=object),
+            "reward_model": np.array([{"ground_truth": format_verdict(s[1], s[2])} for s in samples], dtype=object),
+            "extra_info": np.array([{"index": i} for i in range(len(samples))], dtype=object),
+            "uid": np.array([f"uid-{i}" for i in range(len(samples))], dtype=object),
+        },
+    )  # fmt: skip
+    data.batch["input_ids"] = torch.cat([data.batch["prompts"], data.batch["responses"]], dim=1)
+    outputs = _score_with_verl(event_loop_for_verl, tiny_model_dir, data, "naive", reward_kwargs)
+    infos = {key: [o["reward_extra_info"][key] for o in outputs] for key in REWARD_KEYS}
+    infos["reward"] = [o["reward_score"] for o in outputs]
+    trainer_cls = guardreasoner_trainer_cls(PPOTrainerSync)
+    metrics = trainer_cls._val_metrics_update(
+        trainer_cls.__new__(trainer_cls), [s[0] for s in samples], list(data.non_tensor_batch["uid"]), infos, []
+    )
+
+    # Evaluation: the same outputs as a generations file, scored by the CLI.
+    generations = tmp_path / "generations.jsonl"
+    with generations.open("w") as handle:
+        for i, (benchmark, gold_req, gold_resp, output) in enumerate(samples):
+            handle.write(json.dumps({"id": str(i), "benchmark": benchmark, "task": "prompt", "label": gold_req,
+                                     "output": output}) + "\n")
+            if gold_resp is not None:
+                handle.write(json.dumps({"id": str(i), "benchmark": benchmark, "task": "response", "label": gold_resp,
+                                         "output": output}) + "\n")
+    assert main(["score", str(generations), "-o", str(tmp_path / "report"), "--no-charts", "--n-resamples", "10"]) == 0
+    scored = {(b["task"], b["benchmark"]): b["f1"] for b in json.loads((tmp_path / "report" / "results.json").read_text())["benchmarks"]}
+
+    pairs = {("prompt", both): f"val-core/{both}/request_f1", ("response", both): f"val-core/{both}/response_f1",
+             ("prompt", prompt_only): f"val-core/{prompt_only}/request_f1"}  # fmt: skip
+    assert set(scored) == set(pairs) and f"val-core/{prompt_only}/response_f1" not in metrics
+    for key, metric in pairs.items():
+        assert metrics[metric] == pytest.approx(scored[key], abs=1e-12), (key, metrics[metric], scored[key])
+    assert 0 < min(scored.values()) and max(scored.values()) < 1  # a mixed set: the comparison can fail
