@@ -158,30 +158,15 @@ def _options(
     )
 
 
-def check_options(
-    *,
-    beta: float = BETA,
-    length_norm: float = LENGTH_NORM,
-    length_unit: str = "chars",
-    eps: float = EPS,
-    require_think: Optional[bool] = None,
-    variant: str = "paper",
-    length_aware: bool = True,
-    **kwargs: Any,
-) -> None:
-    """Raise the error :func:`compute_score` would raise for these options, without scoring anything.
+def check_options(**options: Any) -> None:
+    """Raise the error :func:`compute_score` would raise for these options, by scoring one dummy sample.
 
     A config check (e.g. of ``reward.custom_reward_function.reward_kwargs`` before a run starts): an
-    unknown keyword is a ``TypeError``, a bad value a ``ValueError``.
+    unknown keyword is a ``TypeError``, a bad value a ``ValueError``. ``length_unit="tokens"`` passes
+    (the token count comes from the reward manager at run time).
     """
-    _check_kwargs(kwargs)
-    _options(beta, length_norm, length_unit, eps, require_think, variant, length_aware)
-
-
-def _check_kwargs(kwargs: Mapping[str, Any]) -> None:
-    if kwargs and not _VERL_KWARGS.issuperset(kwargs):
-        unknown = ", ".join(sorted(set(kwargs) - _VERL_KWARGS))
-        raise TypeError(f"compute_score got unexpected keyword(s) {unknown}")
+    options.setdefault("response_length_tokens", 0)
+    compute_score("config-check", "", "Request: harmful\nResponse: None", None, **options)
 
 
 @lru_cache(maxsize=1024)
@@ -302,8 +287,9 @@ def compute_score(
         response all ``response_*`` indicators are 0, so response-task F1 counts only samples that
         have a response.
     """
-    if kwargs:
-        _check_kwargs(kwargs)
+    if kwargs and not _VERL_KWARGS.issuperset(kwargs):
+        unknown = ", ".join(sorted(set(kwargs) - _VERL_KWARGS))
+        raise TypeError(f"compute_score got unexpected keyword(s) {unknown}")
     opts = _options(beta, length_norm, length_unit, eps, require_think, variant, length_aware)
     gold_request, gold_response = (
         _gold_from_string(ground_truth) if isinstance(ground_truth, str) else ground_truth_labels(ground_truth)

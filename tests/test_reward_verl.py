@@ -67,12 +67,19 @@ def tokenizer(tiny_model_dir):
 @pytest.fixture(scope="module")
 def batch(tokenizer):
     """The samples as a rollout-shaped ``DataProto`` and the guard outputs as text."""
+    texts = [_output(i, s[3], s[4]) for i, s in enumerate(SAMPLES)]
+    data, lengths = _rollout_batch(tokenizer, [(s[0], format_verdict(s[1], s[2]), t) for s, t in zip(SAMPLES, texts)])
+    return data, texts, lengths
+
+
+def _rollout_batch(tokenizer, samples: list[tuple[str, str, str]]):
+    """``(data_source, ground truth, output)`` samples as a rollout-shaped ``DataProto`` (left-padded
+    prompts, right-padded responses, every response padded) and the valid response lengths."""
     pad = tokenizer.pad_token_id
     prompts = [tokenizer(build_transcript(f"request {i}", None, has_image=False), add_special_tokens=False)["input_ids"]
-               for i in range(len(SAMPLES))]  # fmt: skip
-    texts = [_output(i, s[3], s[4]) for i, s in enumerate(SAMPLES)]
-    responses = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    p_len, r_len = max(map(len, prompts)), max(map(len, responses)) + 3  # every response has padding
+               for i in range(len(samples))]  # fmt: skip
+    responses = [tokenizer(text, add_special_tokens=False)["input_ids"] for _, _, text in samples]
+    p_len, r_len = max(map(len, prompts)), max(map(len, responses)) + 3
     prompt_ids = torch.tensor([[pad] * (p_len - len(p)) + p for p in prompts])
     response_ids = torch.tensor([r + [pad] * (r_len - len(r)) for r in responses])
     mask = torch.cat(
@@ -83,13 +90,13 @@ def batch(tokenizer):
         tensors={"prompts": prompt_ids, "responses": response_ids, "attention_mask": mask,
                  "input_ids": torch.cat([prompt_ids, response_ids], dim=1)},
         non_tensors={
-            "data_source": np.array([s[0] for s in SAMPLES], dtype=object),
-            "reward_model": np.array([{"ground_truth": format_verdict(s[1], s[2])} for s in SAMPLES], dtype=object),
-            "extra_info": np.array([{"index": i} for i in range(len(SAMPLES))], dtype=object),
-            "uid": np.array([f"uid-{i}" for i in range(len(SAMPLES))], dtype=object),
+            "data_source": np.array([source for source, _, _ in samples], dtype=object),
+            "reward_model": np.array([{"ground_truth": gt} for _, gt, _ in samples], dtype=object),
+            "extra_info": np.array([{"index": i} for i in range(len(samples))], dtype=object),
+            "uid": np.array([f"uid-{i}" for i in range(len(samples))], dtype=object),
         },
     )  # fmt: skip
-    return data, texts, [len(r) for r in responses]
+    return data, [len(r) for r in responses]
 
 
 @pytest.fixture()
@@ -278,29 +285,10 @@ def test_rl_validation_f1_equals_what_score_reports(event_loop_for_verl, tiny_mo
     # RL validation: the recipe's reward options, verl's reward-loop worker, the trainer's metrics hook.
     with initialize_config_dir(config_dir=str(Path(recipe_pkg.__file__).parent / "config"), version_base=None):
         reward_kwargs = OmegaConf.to_container(compose("guardreasoner_vl_grpo").reward.custom_reward_function.reward_kwargs)
-    pad = tokenizer.pad_token_id
-    prompts = [tokenizer(build_transcript(f"request {i}", None, has_image=False), add_special_tokens=False)["input_ids"]
-               for i in range(len(samples))]  # fmt: skip
-    responses = [tokenizer(s[3], add_special_tokens=False)["input_ids"] or [pad] for s in samples]
-    assert [tokenizer.decode(r, skip_special_tokens=True) for r in responses if r != [pad]] == [s[3] for s in samples if s[3]]
-    p_len, r_len = max(map(len, prompts)), max(map(len, responses))
-    data = DataProto.from_dict(
-        tensors={
-            "prompts": torch.tensor([[pad] * (p_len - len(p)) + p for p in prompts]),
-            "responses": torch.tensor([r + [pad] * (r_len - len(r)) for r in responses]),
-            "attention_mask": torch.cat([
-                torch.tensor([[0] * (p_len - len(p)) + [1] * len(p) for p in prompts]),
-                torch.tensor([[1] * (len(r) if s[3] else 0) + [0] * (r_len - (len(r) if s[3] else 0))
-                              for r, s in zip(responses, samples)])], dim=1),
-        },
-        non_tensors={
-            "data_source": np.array([s[0] for s in samples], dtype=object),
-            "reward_model": np.array([{"ground_truth": format_verdict(s[1], s[2])} for s in samples], dtype=object),
-            "extra_info": np.array([{"index": i} for i in range(len(samples))], dtype=object),
-            "uid": np.array([f"uid-{i}" for i in range(len(samples))], dtype=object),
-        },
-    )  # fmt: skip
-    data.batch["input_ids"] = torch.cat([data.batch["prompts"], data.batch["responses"]], dim=1)
+    data, lengths = _rollout_batch(tokenizer, [(s[0], format_verdict(s[1], s[2]), s[3]) for s in samples])
+    responses = data.batch["responses"].tolist()
+    decoded = [tokenizer.decode(r[:n], skip_special_tokens=True) for r, n in zip(responses, lengths)]
+    assert decoded == [s[3] for s in samples]  # the reward sees exactly these outputs
     outputs = _score_with_verl(event_loop_for_verl, tiny_model_dir, data, "naive", reward_kwargs)
     infos = {key: [o["reward_extra_info"][key] for o in outputs] for key in REWARD_KEYS}
     infos["reward"] = [o["reward_score"] for o in outputs]
