@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from data_prep.atomic import atomic_output
 from data_prep.prompt import build_transcript
 from data_prep.transcript import HUMAN_HEADER, parse_transcript
 
@@ -238,8 +239,6 @@ def write_fitted(parquet: Path, output: Path, report: LengthReport) -> int:
     Returns the number of rows written.
     """
     import pyarrow.parquet as pq
-
-    from data_prep.atomic import atomic_output
 
     table = pq.read_table(parquet)
     keep = sorted(set(range(table.num_rows)) - set(report.dropped))
