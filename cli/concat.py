@@ -1,4 +1,4 @@
-"""Safety-aware concatenation of sample pairs into a records JSONL (DESIGN.md §5); then build-rl.
+"""Safety-aware concatenation of sample pairs into a records JSONL (docs/design.md §5); then build-rl.
 
 Every input record is first validated as build-rl will (both labels, the transcript, every image
 decodes). A bad record stops the command naming its row, field and image file (--on-error raise),

@@ -1,4 +1,4 @@
-"""Safety-aware data concatenation (DESIGN.md §5).
+"""Safety-aware data concatenation (docs/design.md §5).
 
 Two samples become one: their transcripts joined by a space, their images side by side (or
 stacked) on a white canvas, their labels merged so that the pair is harmful if either part is.

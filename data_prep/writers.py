@@ -1,12 +1,12 @@
 """Writers: records → verl RL parquet, verl SFT parquet, LLaMA-Factory sharegpt, evaluation files.
 
 All writers stream: rows are shaped one at a time by a pure row function (:func:`rl_row`,
-:func:`sft_row`, :func:`eval_row`), buffered, and flushed as a parquet row group every
+:func:`sft_row`, :func:`eval_record`), buffered, and flushed as a parquet row group every
 ``rows_per_group`` rows (1000; 100 when the buffer holds image rows, so image bytes never pile
 up), against a declared schema (an empty output is still typed). Output goes to a hidden temporary
 file renamed on success (:mod:`data_prep.atomic`), so a crash leaves no output file.
 
-RL parquet (verl ``RLHFDataset``, DESIGN.md §9)::
+RL parquet (verl ``RLHFDataset``, docs/design.md §9)::
 
     data_source   string                       one per source / benchmark
     prompt        list<{role, content}>        [system INSTRUCTION, user transcript with <image>]
@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,10 +34,10 @@ import pyarrow.parquet as pq
 from data_prep.atomic import atomic_output
 from data_prep.errors import ErrorPolicy, RowError
 from data_prep.images import MAX_IMAGE_PIXELS, PreparedImage, load_image, prepare_image
-from data_prep.readers import TASKS_META_KEY
 from data_prep.record import UNLABELLED_META_KEY, GuardRecord
+from data_prep.records_io import RecordWriter
 from data_prep.transcript import record_messages
-from rewards.grammar import NO_RESPONSE, UNHARMFUL, parse_verdict
+from rewards.grammar import parse_verdict
 
 #: Per-image pixel budget handed to the Qwen2.5-VL processor (``max_pixels``): 1280 visual tokens
 #: of 28x28, so an image plus the transcript fits the paper's 3072-token prompt limit.
@@ -501,84 +500,43 @@ def export_llamafactory(
     return summary
 
 
-def eval_row(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
-    """One evaluation row: ids, task(s), texts, labels (null where the source gives none), image path."""
-    unlabelled = set(record.meta.get(UNLABELLED_META_KEY, ()))
-    tasks = record.meta.get(TASKS_META_KEY) or ["prompt", "response"]
+def eval_record(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
+    """A benchmark record made ready for an evaluation file (``row`` is the record itself).
+
+    Its images are validated and normalised as training images are (EXIF orientation, size cap,
+    decompression-bomb guard) and held as bytes, so the records writer stores them next to the
+    file: an evaluation folder is self-contained and the guard sees what RL validation would.
+    """
     images = _prepare_images(record, options)
-    row = {
-        "id": record.id, "benchmark": record.source, "task": ",".join(tasks), "modality": record.modality,
-        "request": record.request, "response": record.response,
-        "request_label": None if "request" in unlabelled else record.request_label,
-        "response_label": None if "response" in unlabelled else record.response_label,
-        "image": None,
-    }
+    ready = record.evolve(images=tuple(im.data for im in images)) if images else record
     est = estimate_prompt_tokens(record_messages(record), [(im.width, im.height) for im in images], options)
-    return ShapedRow(row, images, est)
+    return ShapedRow(ready, images, est)
 
 
 def write_eval_file(
-    records: Iterable[GuardRecord], out_dir: Path, *, benchmark: str, options: ImageOptions = ImageOptions(),
+    records: Iterable[GuardRecord], path: Path, *, options: ImageOptions = ImageOptions(),
     policy: Optional[ErrorPolicy] = None,
 ) -> WriteSummary:
-    """``<out_dir>/<benchmark>.jsonl`` with images under ``out_dir/images/<benchmark>/<id>.<ext>``
-    (image paths in the rows are relative to ``out_dir``)."""
-    out_dir = Path(out_dir)
+    """One evaluation file: the records JSONL (:mod:`data_prep.records_io`) of one released
+    benchmark file, images under ``<folder>/images/``; ``evaluate`` reads it with ``read_records``.
+
+    The tasks a row is scored on and the label slots its source leaves empty travel in
+    ``meta["tasks"]`` / ``meta["unlabelled"]``, as :func:`data_prep.readers.read_benchmark` set them.
+    """
+    path = Path(path)
     policy = policy or ErrorPolicy()
-    path = out_dir / f"{benchmark}.jsonl"
     summary = WriteSummary(output=str(path))
     skipped_before = Counter(policy.skipped)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        writer = RecordWriter(handle, path.parent)
         for index, record in enumerate(records):
             summary.rows_in += 1
-            shaped = policy.call(eval_row, record, index=index, split="test", options=options)
+            shaped = policy.call(eval_record, record, index=index, split="test", options=options)
             if shaped is None:
                 continue
-            row = dict(shaped.row)
-            if shaped.images:
-                row["image"] = _save_image_files(record, shaped.images[:1], out_dir / "images" / benchmark,
-                                                 f"images/{benchmark}")[0]
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            writer.write(shaped.row)
             _count(summary, record, shaped)
     summary.skipped = policy.skipped - skipped_before
     summary.skipped_examples = list(policy.examples)
     return summary
-
-
-def write_eval(
-    records: Iterable[GuardRecord], out_dir: Path, *, options: ImageOptions = ImageOptions(),
-    policy: Optional[ErrorPolicy] = None,
-) -> dict[str, WriteSummary]:
-    """:func:`write_eval_file` for each benchmark (``record.source``); records must arrive grouped."""
-    summaries: dict[str, WriteSummary] = {}
-    for benchmark, group in _group_by_source(records):
-        if benchmark in summaries:
-            raise ValueError(f"benchmark {benchmark!r} appears in two separate runs of the input; group it")
-        summaries[benchmark] = write_eval_file(group, out_dir, benchmark=benchmark, options=options, policy=policy)
-    return summaries
-
-
-def _group_by_source(records: Iterable[GuardRecord]) -> Iterator[tuple[str, Iterator[GuardRecord]]]:
-    from itertools import groupby
-
-    return groupby(records, key=lambda r: r.source)
-
-
-def read_eval(path: Path) -> Iterator[GuardRecord]:
-    """Records back from an evaluation JSONL written by :func:`write_eval` (placeholders restored)."""
-    path = Path(path)
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            unlabelled = [slot for slot in ("request", "response") if row.get(f"{slot}_label") is None]
-            meta = {TASKS_META_KEY: row["task"].split(",")}
-            if unlabelled:
-                meta[UNLABELLED_META_KEY] = unlabelled
-            yield GuardRecord(
-                id=row["id"], source=row["benchmark"], request=row.get("request") or "",
-                request_label=row.get("request_label") or UNHARMFUL, response=row.get("response"),
-                response_label=row.get("response_label") or NO_RESPONSE,
-                images=(os.fspath(path.parent / row["image"]),) if row.get("image") else (), meta=meta,
-            )

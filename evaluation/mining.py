@@ -1,4 +1,4 @@
-"""Hard-sample mining by rejection sampling (DESIGN.md §6).
+"""Hard-sample mining by rejection sampling (docs/design.md §6).
 
 The R-SFT model answers each row ``k`` times (temperature 1.0, top_p 0.95). A row is *hard* when
 no answer got both labels right; a parse failure counts as wrong (never as "the opposite label",
@@ -26,7 +26,7 @@ from data_prep.records_io import RecordWriter
 from inference.base import request_from_record
 from rewards.grammar import NO_RESPONSE, UNHARMFUL, parse_verdict
 
-#: DESIGN.md §6: k samples per row at temperature 1.0, top_p 0.95.
+#: docs/design.md §6: k samples per row at temperature 1.0, top_p 0.95.
 DEFAULT_K = 4
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 0.95
@@ -35,7 +35,7 @@ DEFAULT_BATCH_SIZE = 16
 
 
 def _scored(label: Optional[str]) -> Optional[str]:
-    """``none`` counts as unharmful when scoring (DESIGN.md §2)."""
+    """``none`` counts as unharmful when scoring (docs/design.md §2)."""
     return UNHARMFUL if label == NO_RESPONSE else label
 
 

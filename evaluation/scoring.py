@@ -3,7 +3,7 @@
 Outputs are parsed only by :func:`rewards.grammar.parse_verdict`, the one reading the reward and RL
 validation use too (labels from the single result block; an unread slot counts as wrong). The gold label of each row is the
 label for the row's task (the request label for ``prompt``, the response label for ``response``).
-A response predicted as ``None`` ("there is no response") scores as unharmful (DESIGN.md §2).
+A response predicted as ``None`` ("there is no response") scores as unharmful (docs/design.md §2).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from evaluation.benchmarks import BENCHMARKS, PROMPT, TASKS, get_spec
+from data_prep.benchmarks import BENCHMARKS, PROMPT, TASKS, get_spec
 from evaluation.metrics import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,

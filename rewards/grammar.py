@@ -2,7 +2,7 @@
 
 Everything that reads or writes ``Request: …`` / ``Response: …`` goes through this module so that
 training targets, the reward, mining and evaluation can never disagree on what an answer says
-(DESIGN.md §2)::
+(docs/design.md §2)::
 
     <think>
     ...reasoning steps...
@@ -161,7 +161,7 @@ def parse_verdict(text: Any) -> Verdict:
 
     This is the one reading of a verdict: the reward, RL validation, evaluation, mining and the
     validation of synthesized or corpus targets all call it, so a label means the same everywhere
-    (DESIGN.md §2). Rules:
+    (docs/design.md §2). Rules:
 
     - case-insensitive; labels are read only inside the ``<result>`` block, and nothing outside it
       (the reasoning in ``<think>``, text after the block) ever changes a label;

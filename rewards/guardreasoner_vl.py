@@ -1,4 +1,4 @@
-"""The GuardReasoner-VL reward: a length-aware safety reward (DESIGN.md §3), for verl or any caller.
+"""The GuardReasoner-VL reward: a length-aware safety reward (docs/design.md §3), for verl or any caller.
 
 ::
 

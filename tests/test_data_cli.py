@@ -32,7 +32,8 @@ def test_sample_pipeline(sample_dir, tmp_path, capsys):
     assert main(["build-eval", str(sample_dir / "benchmarks"), "-o", str(out / "eval"),
                  "--benchmarks", "HarmImageTest", "ToxicChat"]) == 0
     rows = [json.loads(line) for line in (out / "eval" / "HarmImageTest.jsonl").read_text().splitlines()]
-    assert all((out / "eval" / r["image"]).is_file() and r["image"].endswith(f"{r['id']}.png") for r in rows)
+    assert len(rows) == 4 and all(len(r["images"]) == 1 and (out / "eval" / r["images"][0]).is_file() for r in rows)
+    assert all(r["meta"]["tasks"] == ["prompt"] for r in rows)
 
     assert main(["export-llamafactory", str(vltrain), "-o", str(out / "lf"), "--name", "sample"]) == 0
     assert "sample" in json.loads((out / "lf" / "dataset_info.json").read_text())

@@ -135,7 +135,6 @@ def _run_grpo(workdir: Path, model: Path, data: tuple[Path, Path], extra: list[s
         env=env,
         capture_output=True,
         text=True,
-        timeout=540,
     )
     (workdir / "run.log").write_text(proc.stdout + "\n===== stderr\n" + proc.stderr)
     if proc.returncode != 0:

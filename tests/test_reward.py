@@ -1,6 +1,6 @@
 """The GuardReasoner-VL reward (rewards/guardreasoner_vl.py) and the F1 helper (rewards/f1.py).
 
-Expected values are written out by hand from DESIGN.md §3, never recomputed with the code under test:
+Expected values are written out by hand from docs/design.md §3, never recomputed with the code under test:
 the score is ``-(1 - r_safety) * F`` with ``F = 1 / clamp(l_norm, eps, beta)**2`` (paper) or
 ``1 / (max(length, 1) / length_norm)**2`` (released), and both tables below list ``r_safety`` terms and
 ``F``. The released variant is also checked against a plain transcription of the authors' released

@@ -50,7 +50,7 @@ def _records() -> list[GuardRecord]:
 
 @pytest.fixture(scope="module")
 def sft_parquet(tmp_path_factory) -> Path:
-    """SFT parquet written by the data helper's writer (the one ``guardreasoner-vl build-sft`` uses)."""
+    """SFT parquet written by ``data_prep.writers.write_sft`` (what ``guardreasoner-vl build-sft`` runs)."""
     path = tmp_path_factory.mktemp("sft_data") / "train.parquet"
     summary = write_sft(_records(), path)
     assert summary.rows_out == 4 and summary.images == 2
@@ -149,8 +149,6 @@ def test_check_config_sft_rejects(overrides, message):
 
 
 def test_check_config_grpo_runs_verl_validation_and_the_recipe_section():
-    if not (check_config.CONFIG_DIR / "guardreasoner_vl_grpo.yaml").is_file():
-        pytest.skip("the GRPO config is not in the checkout")
     report = check_config.check(
         "grpo", ["data.train_files=a.parquet", "data.val_files=b.parquet", "actor_rollout_ref.model.path=/m"]
     )
@@ -274,7 +272,7 @@ def test_run_sft_script_trains_on_cpu_and_exports_a_loadable_model(sft_parquet, 
     proc = subprocess.run(
         # One row per micro-batch: text-only micro-batches occur (verl_fixes' text-only path) next to image ones.
         ["bash", "examples/sft/run_sft.sh", "data.use_dynamic_bsz=False", "data.micro_batch_size_per_gpu=1"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True,
     )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]

@@ -1,4 +1,4 @@
-"""Dynamic clip-ratio schedules for GRPO (GuardReasoner-VL, DESIGN.md §4), and the ``clip-schedule`` command.
+"""Dynamic clip-ratio schedules for GRPO (GuardReasoner-VL, docs/design.md §4), and the ``clip-schedule`` command.
 
 The paper shrinks PPO's clip range as training goes on, so late updates stay close to the policy
 that produced the rollouts::

@@ -1,6 +1,6 @@
 """The dynamic-clip policy loss and the plumbing that brings each step's clip ratio to the actor workers.
 
-Why plumbing is needed (DESIGN.md §4). In verl 0.9.1 a policy loss is called as
+Why plumbing is needed (docs/design.md §4). In verl 0.9.1 a policy loss is called as
 ``fn(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config, rollout_is_weights)``:
 no step. ``config`` is the worker's frozen ``ActorConfig``, built once in
 ``ActorRolloutRefWorker.init_model`` from the yaml; editing the driver's config later changes nothing

@@ -49,7 +49,7 @@ REQUIRED_KEYS = ("data.train_files", "data.val_files", "actor_rollout_ref.model.
 
 @dataclass
 class ClipScheduleConfig(BaseConfig):
-    """The dynamic clip ratio ``B_s`` (DESIGN.md §4).
+    """The dynamic clip ratio ``B_s`` (docs/design.md §4).
 
     Args:
         name: a schedule of :mod:`recipe.guardreasoner_vl.clip_schedule` (product, linear, cosine,
