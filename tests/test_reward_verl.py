@@ -250,7 +250,7 @@ VALIDATION_OUTPUTS = [
 
 def _validation_generations():
     """(benchmark, gold request, gold response, output) over every output shape, label and benchmark kind."""
-    from evaluation.benchmarks import BENCHMARKS, PROMPT, RESPONSE
+    from data_prep.benchmarks import BENCHMARKS, PROMPT, RESPONSE
 
     tasks = {}
     for spec in BENCHMARKS:
