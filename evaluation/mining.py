@@ -41,7 +41,7 @@ def _scored(label: Optional[str]) -> Optional[str]:
 
 def is_correct(text: str, record: GuardRecord) -> bool:
     """Both labels read from ``text`` and right; an unreadable output is wrong."""
-    verdict = parse_verdict(text, strict=False)
+    verdict = parse_verdict(text)
     if verdict.request is None or verdict.response is None:
         return False
     return (verdict.request == record.request_label
@@ -163,7 +163,7 @@ def mine(
                 raise RuntimeError(f"backend returned {len(outputs)} results for {len(batch)} requests")
             rows = []
             for record, generations in zip(batch, outputs):
-                verdicts = [parse_verdict(g.text, strict=False) for g in generations]
+                verdicts = [parse_verdict(g.text) for g in generations]
                 n_correct = sum(is_correct(g.text, record) for g in generations)
                 hard = n_correct == 0
                 rows.append((record, {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -19,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 pytest.importorskip("verl")
+torch = pytest.importorskip("torch")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf, open_dict  # noqa: E402
@@ -30,7 +32,6 @@ import recipe.guardreasoner_vl as recipe_pkg  # noqa: E402
 from recipe.guardreasoner_vl.recipe_config import (  # noqa: E402
     ClipScheduleConfig,
     GuardReasonerConfig,
-    RewardOptionsConfig,
     load_guardreasoner_config,
 )
 
@@ -87,13 +88,38 @@ def test_grpo_config_holds_the_paper_hyper_parameters(grpo_cfg):
     assert cfg.trainer.total_epochs == 1 and actor.freeze_vision_tower is False
     assert actor.policy_loss.loss_mode == "guardreasoner_dynamic_clip"
     assert (cfg.guardreasoner.clip_schedule.name, cfg.guardreasoner.clip_schedule.eps0) == ("product", 0.2)
+    assert cfg.guardreasoner.clip_schedule.floor == 0.01  # the last step stays a real PPO step
 
 
-def test_reward_goes_through_custom_reward_function_with_the_section_kwargs(grpo_cfg):
+def test_dual_clip_is_off_in_the_preset(grpo_cfg):
+    """verl's dual clip (clip_ratio_c) is not in the paper's objective: a bound the clamped ratio never reaches."""
+    from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla
+
+    from recipe.guardreasoner_vl.policy_loss import compute_policy_loss_dynamic_clip, with_clip_eps
+
+    actor = omega_conf_to_dataclass(grpo_cfg.actor_rollout_ref.actor)
+    assert actor.clip_ratio_c > math.exp(20)  # verl clamps the log-ratio to [-20, 20]
+    # negative advantages on tokens whose probability rose a lot: where verl's default dual clip (3.0) binds
+    old = torch.zeros(1, 4)
+    new = torch.tensor([[0.5, 2.0, 5.0, 30.0]], requires_grad=True)
+    adv, mask = torch.full((1, 4), -1.0), torch.ones(1, 4)
+    eps = 0.2
+    loss, metrics = compute_policy_loss_dynamic_clip(old, new, adv, mask, "token-mean", with_clip_eps(actor, eps))
+    ratio = torch.exp(torch.clamp(new - old, -20, 20))
+    expected = torch.maximum(-adv * ratio, -adv * torch.clamp(ratio, 1 - eps, 1 + eps)).mean()
+    torch.testing.assert_close(loss, expected)
+    assert metrics["actor/pg_clipfrac_lower"] == 0.0
+    stock = dataclasses.replace(actor, clip_ratio_c=3.0)  # verl's default
+    dual, dual_metrics = compute_policy_loss_vanilla(old, new, adv, mask, "token-mean", with_clip_eps(stock, eps))
+    assert dual < loss and dual_metrics["actor/pg_clipfrac_lower"] > 0  # the loss of those tokens capped at 3 |A|
+
+
+def test_reward_goes_through_custom_reward_function(grpo_cfg):
     fn = OmegaConf.to_container(grpo_cfg.reward.custom_reward_function, resolve=True)
-    section = load_guardreasoner_config(grpo_cfg)
     assert fn["path"] == "pkg://rewards.guardreasoner_vl" and fn["name"] == "compute_score"
-    assert fn["reward_kwargs"] == section.reward.as_kwargs()
+    assert fn["reward_kwargs"] == {"beta": 1.0, "length_norm": 3072.0, "length_unit": "chars", "eps": 1 / 48,
+                                   "require_think": None, "variant": "paper", "length_aware": True}
+    assert "reward" not in grpo_cfg.guardreasoner  # one home for the reward options: reward_kwargs
     assert "custom_reward_function" not in grpo_cfg or grpo_cfg.get("custom_reward_function", {}).get("path") is None
 
 
@@ -114,9 +140,8 @@ def test_reward_function_loads_from_the_config_and_scores(grpo_cfg):
 def test_configs_compose_and_pass_verl_validation(config_name):
     cfg = _compose(config_name, REQUIRED)
     _validate(cfg)
-    beta = load_guardreasoner_config(cfg).reward.beta
+    beta = cfg.reward.custom_reward_function.reward_kwargs.beta
     assert beta == (1.0 if config_name == "guardreasoner_vl_grpo" else pytest.approx(1 / 6))
-    assert cfg.reward.custom_reward_function.reward_kwargs.beta == beta
 
 
 def test_required_paths_must_be_given(grpo_cfg):
@@ -154,9 +179,9 @@ def test_section_dataclasses_build_from_the_yaml(grpo_cfg):
     section = omega_conf_to_dataclass(grpo_cfg.guardreasoner)
     assert isinstance(section, GuardReasonerConfig)
     assert isinstance(section.clip_schedule, ClipScheduleConfig)
-    assert isinstance(section.reward, RewardOptionsConfig)
     assert section.clip_schedule.value(1, 4) == pytest.approx(0.15)
     assert section.clip_schedule.value(3, 4) == pytest.approx(0.01875)
+    assert section.clip_schedule.value(4, 4) == 0.01
     with pytest.raises(Exception, match="frozen"):
         section.clip_schedule.eps0 = 0.3
 
@@ -169,8 +194,6 @@ def test_section_dataclasses_build_from_the_yaml(grpo_cfg):
         ("clip_schedule.floor", 0.5, r"guardreasoner.clip_schedule: floor must be a number in \[0, eps0"),
         ("clip_schedule.total_steps", 0, "total_steps must be an integer >= 1"),
         ("clip_schedule.eps_0", 0.1, "eps_0"),
-        ("reward.variant", "nope", "guardreasoner.reward: variant must be one of paper, released"),
-        ("reward.beta", -1.0, "guardreasoner.reward: beta must be a positive finite number"),
     ],
 )
 def test_bad_section_values_fail_before_start_up(grpo_cfg, key, value, match):
@@ -179,10 +202,31 @@ def test_bad_section_values_fail_before_start_up(grpo_cfg, key, value, match):
         load_guardreasoner_config(cfg)
 
 
-def test_reward_kwargs_overridden_behind_the_sections_back_is_an_error(grpo_cfg):
-    cfg = _edited(grpo_cfg, **{"reward.custom_reward_function.reward_kwargs.beta": 0.5})
-    with pytest.raises(ValueError, match=r"disagrees with guardreasoner.reward \(differing: \['beta'\]"):
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("variant", "nope", "reward_kwargs: variant must be one of paper, released"),
+        ("beta", -1.0, "reward_kwargs: beta must be a positive finite number"),
+        ("betta", 0.5, "reward_kwargs: compute_score got unexpected keyword.s. betta"),
+        ("length_unit", "tokens", "needs reward.reward_manager.name=guardreasoner_token_length"),
+    ],
+)
+def test_bad_reward_options_fail_before_start_up(grpo_cfg, key, value, match):
+    cfg = _edited(grpo_cfg, **{f"reward.custom_reward_function.reward_kwargs.{key}": value})
+    with pytest.raises(ValueError, match=match):
         load_guardreasoner_config(cfg)
+
+
+def test_token_lengths_with_their_reward_manager_pass(grpo_cfg):
+    cfg = _edited(grpo_cfg, **{"reward.custom_reward_function.reward_kwargs.length_unit": "tokens",
+                               "reward.reward_manager.name": "guardreasoner_token_length"})
+    load_guardreasoner_config(cfg)
+
+
+def test_another_reward_function_keeps_its_own_options(grpo_cfg):
+    cfg = _edited(grpo_cfg, **{"reward.custom_reward_function.path": "pkg://my_pkg.reward",
+                               "reward.custom_reward_function.reward_kwargs": {"anything": 1}})
+    load_guardreasoner_config(cfg)
 
 
 def test_config_without_the_section_is_rejected(grpo_cfg):
@@ -254,6 +298,69 @@ def test_script_overrides_compose_and_validate(env, config_name, experiment):
     assert cfg.trainer.experiment_name == experiment and cfg.trainer.save_freq == 10
     assert cfg.trainer.nnodes == int(env.get("NNODES", 1))
     assert cfg.trainer.n_gpus_per_node == (1 if env.get("DEVICE") == "cpu" else int(env.get("GPUS_PER_NODE", 4)))
+
+
+ABLATIONS = ("no-concat", "no-dynamic-clip", "no-length-reward", "rsft-only")
+
+
+@pytest.mark.parametrize("ablation", ABLATIONS)
+@pytest.mark.parametrize("variant", ["standard", "eco"])
+def test_ablation_presets_compose_validate_and_change_only_their_part(ablation, variant):
+    """Each row of the paper's Table 4 is one ABLATION= preset of run_grpo.sh, on top of the full recipe."""
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    env = {"MODEL_SIZE": "7b", "VARIANT": variant}
+    base_name, base_overrides = _script_overrides(env)
+    name, overrides = _script_overrides({**env, "ABLATION": ablation})
+    assert name == base_name and len(overrides) == len({o.split("=", 1)[0] for o in overrides})
+    cfg, full = _compose(name, overrides), _compose(base_name, base_overrides)
+    _validate(cfg)
+    assert cfg.trainer.experiment_name == f"grpo-{variant}-7b-{ablation}"  # checkpoints never mix with the full run
+    section, full_section = load_guardreasoner_config(cfg), load_guardreasoner_config(full)
+
+    # what the preset changes ...
+    changed = {
+        "data.train_files": cfg.data.train_files != full.data.train_files,
+        "clip": [section.clip_schedule.value(s, 18) for s in range(1, 19)]
+        != [full_section.clip_schedule.value(s, 18) for s in range(1, 19)],
+        "reward": cfg.reward.custom_reward_function.reward_kwargs != full.reward.custom_reward_function.reward_kwargs,
+        "val_only": bool(cfg.trainer.get("val_only")),
+    }
+    expected = {"no-concat": "data.train_files", "no-dynamic-clip": "clip", "no-length-reward": "reward",
+                "rsft-only": "val_only"}[ablation]
+    assert [key for key, differs in changed.items() if differs] == [expected]
+    # ... and what it means
+    if ablation == "no-concat":
+        assert cfg.data.train_files.endswith("rl/train_noconcat.parquet")
+    elif ablation == "no-dynamic-clip":
+        assert {section.clip_schedule.value(s, 18) for s in range(1, 19)} == {0.2}  # stock GRPO clip
+    elif ablation == "no-length-reward":
+        score = get_custom_reward_fn(cfg)
+        gold = "Request: harmful\nResponse: None"
+        half = "<think>\n" + "x" * 5000 + "\n</think>\n<result>\nRequest: harmful\nResponse: harmful\n</result>"
+        assert score(data_source="s", solution_str=half, ground_truth=gold, extra_info=None)["score"] == 0.5
+        assert score(data_source="s", solution_str=half[-60:], ground_truth=gold, extra_info=None)["score"] == 0.0
+    else:
+        assert cfg.trainer.val_before_train is True  # the validation of the R-SFT model is all that runs
+
+
+def test_ablation_preset_passes_the_launch_config_check():
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
+        env={**os.environ, "PYTHON": sys.executable, "CHECK_CONFIG": "1", "ABLATION": "no-length-reward",
+             "MODEL_PATH": "/models/r-sft", "TRAIN_FILES": "t.parquet", "VAL_FILES": "v.parquet"},
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "config ok" in proc.stdout
+
+
+def test_unknown_ablation_is_refused():
+    proc = subprocess.run(
+        ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
+        env={**os.environ, "ABLATION": "no-rl", "PRINT_OVERRIDES": "1"}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "ABLATION must be none, no-concat" in proc.stderr
 
 
 def test_script_passes_only_what_differs_from_the_yaml():

@@ -16,6 +16,7 @@
 #   CHECK_CONFIG=full HOST_MEMORY_GIB=1024 bash examples/grpo/run_grpo.sh  # + this machine: model, data, packages
 #   PRINT_OVERRIDES=1 bash examples/grpo/run_grpo.sh  # print the config name and the overrides, one per line
 #   DEVICE=cpu MODEL_PATH=/tmp/tiny bash examples/grpo/run_grpo.sh trainer.total_training_steps=2 ...  # CPU smoke run
+#   ABLATION=no-dynamic-clip MODEL_SIZE=7b bash examples/grpo/run_grpo.sh   # a row of the paper's Table 4 (see below)
 #
 # Resume: rerun the same command; verl continues from the latest checkpoint in CKPT_DIR (trainer.resume_mode=auto)
 # and the dynamic clip continues at the restored step.
@@ -41,6 +42,23 @@ case "${VARIANT}" in
   *) echo "run_grpo.sh: VARIANT must be standard or eco, got '${VARIANT}'" >&2; exit 2 ;;
 esac
 CONFIG_NAME=${CONFIG_NAME:-${DEFAULT_CONFIG}}
+
+# ---- ablations: the rows of the paper's Table 4 (docs/recipe.md#ablations-table-4) ----------------------
+# none (the full recipe), no-concat (RL set without safety-aware concatenation: TRAIN_FILES defaults to the
+# parquet build-rl wrote from the split without `concat`), no-dynamic-clip (constant clip 0.2), no-length-reward
+# (r_safety alone), rsft-only (validation of the R-SFT model, no training: put the benchmarks in VAL_FILES).
+ABLATION=${ABLATION:-none}
+ablation_overrides=()
+case "${ABLATION}" in
+  none) ;;
+  no-concat) TRAIN_FILES=${TRAIN_FILES:-runs/guardreasoner-vl-${MODEL_SIZE}/rl/train_noconcat.parquet} ;;
+  no-dynamic-clip) ablation_overrides=("guardreasoner.clip_schedule.name=constant") ;;
+  no-length-reward) ablation_overrides=("reward.custom_reward_function.reward_kwargs.length_aware=False") ;;
+  rsft-only) ablation_overrides=("trainer.val_only=True") ;;
+  *) echo "run_grpo.sh: ABLATION must be none, no-concat, no-dynamic-clip, no-length-reward or rsft-only," \
+       "got '${ABLATION}'" >&2; exit 2 ;;
+esac
+[[ "${ABLATION}" == none ]] || EXPERIMENT_NAME=${EXPERIMENT_NAME:-grpo-${VARIANT}-${MODEL_SIZE}-${ABLATION}}
 MODEL_PATH=${MODEL_PATH:-runs/guardreasoner-vl-${MODEL_SIZE}/models/r-sft}
 TRAIN_FILES=${TRAIN_FILES:-runs/guardreasoner-vl-${MODEL_SIZE}/rl/train.parquet}
 VAL_FILES=${VAL_FILES:-runs/guardreasoner-vl-${MODEL_SIZE}/rl/val.parquet}
@@ -133,6 +151,8 @@ else
   echo "run_grpo.sh: DEVICE must be cuda or cpu, got '${DEVICE}'" >&2
   exit 2
 fi
+
+overrides+=(${ablation_overrides[@]+"${ablation_overrides[@]}"})
 
 if [[ "${PRINT_OVERRIDES}" == 1 ]]; then
   printf '%s\n' "${CONFIG_NAME}" "${overrides[@]}" "$@"

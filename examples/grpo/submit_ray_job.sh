@@ -17,7 +17,7 @@
 #    `ray job stop <id>`; resubmitting resumes from the latest checkpoint in CKPT_DIR.
 #
 # What reaches the cluster:
-# - every variable of run_grpo.sh that is set here (MODEL_SIZE, VARIANT, CONFIG_NAME, MODEL_PATH, TRAIN_FILES,
+# - every variable of run_grpo.sh that is set here (MODEL_SIZE, VARIANT, ABLATION, CONFIG_NAME, MODEL_PATH, TRAIN_FILES,
 #   VAL_FILES, PROJECT_NAME, EXPERIMENT_NAME, CKPT_DIR, LOGGER, MAX_CKPT_TO_KEEP, ACTOR_OFFLOAD, GPUS_PER_NODE,
 #   NNODES, PYTHON), in the job's entry point; local paths among them are made absolute here, against this
 #   folder (submit from a cluster node, or give absolute paths on the shared storage); unset ones keep
@@ -62,8 +62,8 @@ VERL_FORWARDED="VERL_FULL_DETERMINISM VLLM_BATCH_INVARIANT VERL_RL_INSIGHT_ENABL
   CUBLAS_WORKSPACE_CONFIG FLASH_ATTENTION_DETERMINISTIC NCCL_DETERMINISTIC NCCL_ALGO NVTX_INJECTION64_PATH"
 
 forward=("NNODES=${NNODES}" "GPUS_PER_NODE=${GPUS_PER_NODE}")
-for name in MODEL_SIZE VARIANT CONFIG_NAME MODEL_PATH TRAIN_FILES VAL_FILES PROJECT_NAME EXPERIMENT_NAME CKPT_DIR \
-  LOGGER MAX_CKPT_TO_KEEP ACTOR_OFFLOAD PYTHON; do
+for name in MODEL_SIZE VARIANT ABLATION CONFIG_NAME MODEL_PATH TRAIN_FILES VAL_FILES PROJECT_NAME EXPERIMENT_NAME \
+  CKPT_DIR LOGGER MAX_CKPT_TO_KEEP ACTOR_OFFLOAD PYTHON; do
   [[ -n "${!name:-}" ]] || continue
   value=${!name}
   case "${name}" in

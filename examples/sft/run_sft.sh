@@ -2,8 +2,9 @@
 # R-SFT of Qwen2.5-VL-3B/7B-Instruct on the reasoning corpus with verl's SFT trainer (torchrun, FSDP2).
 #
 # Paper values live in recipe/guardreasoner_vl/config/guardreasoner_vl_sft.yaml (lr 5e-5 cosine, 3 epochs,
-# global batch 192, max length 2048, bf16, full fine-tune incl. the vision tower); this script sets paths,
-# the model size and the cluster shape. Extra Hydra overrides given as arguments are appended last.
+# global batch 192, max length 2048, bf16; as the released run: vision tower and projector frozen, weight
+# decay 0); this script sets paths, the model size and the cluster shape. Extra Hydra overrides given as
+# arguments are appended last.
 #
 #   MODEL_SIZE=7b GPUS_PER_NODE=8 bash examples/sft/run_sft.sh
 #   # two nodes: run on each node with its NODE_RANK
