@@ -1,14 +1,14 @@
 # The two front-door commands (README):
-#   make demo   set up a CPU virtualenv, then run the whole recipe on the bundled sample (tiny model, ~3 GRPO steps)
-#   make test   set up the same virtualenv, then run the test suite
-# VENV picks the environment folder (.ci/run uses a fresh one).
+#   make demo        set up a CPU virtualenv, then run the whole recipe on the bundled sample (tiny model)
+#   make test        set up the same virtualenv, then run the whole test suite (what CI runs)
+# and the inner loop:
+#   make test-fast   everything that starts no verl trainer/worker, Ray, torchrun, server or pip (-m "not e2e")
+# VENV picks the environment folder (.ci/run uses a fresh one); PYTEST_ARGS adds pytest options.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.guardreasoner-installed
-# Per-test timeout (s); the end-to-end trainer tests take about a minute each on 2 cores.
-PYTEST_TIMEOUT ?= 900
 PYTEST_ARGS ?=
 
 export WANDB_MODE ?= disabled
@@ -19,7 +19,7 @@ export RAY_DEDUP_LOGS ?= 0
 # is several times faster than oversubscribing.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: venv demo test bench clean-venv
+.PHONY: venv demo test test-fast clean-venv
 
 venv: $(STAMP)
 
@@ -34,7 +34,10 @@ demo: venv
 	$(VENV)/bin/guardreasoner-vl demo
 
 test: venv
-	$(PY) -m pytest --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

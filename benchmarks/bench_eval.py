@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from data_prep.record import GuardRecord
-from evaluation.benchmarks import BENCHMARKS, PROMPT
+from data_prep.benchmarks import BENCHMARKS, PROMPT
 from evaluation.report import write_csv, write_json, write_markdown
 from evaluation.scoring import score_rows
 from inference import request_from_record

@@ -13,7 +13,7 @@ backend), which is how the tests exercise it.
 
 On a bare GPU host without Ray, TransferQueue, vLLM (verl imports them at module level but a
 single-process worker never uses them) ``--stub-missing`` installs permissive stand-ins for exactly
-those modules when they are not importable (see /work/shared/GPU_NOTES.md for the wheel list)::
+those modules when they are not importable (docs/gpu_guide.md lists the wheels such a host needs)::
 
     python benchmarks/gpu_actor_update.py --stub-missing --json gpu_actor_update.json   # GPU, 3B
     python benchmarks/gpu_actor_update.py --tiny --json /tmp/tiny.json                  # CPU, seconds

@@ -5,8 +5,9 @@ command again after an interruption and it resumes where it stopped. Then the wh
 (see `guardreasoner-vl score`) and OUT_DIR gets results.json, results.csv, results.md and
 f1_{prompt,response}.png.
 
-Benchmarks are read from --data-dir as DATA_DIR/[prompt|response/]STEM.{json,jsonl,parquet}
-(docs/evaluation.md lists the 14 benchmark/task pairs and their expected sizes).
+Benchmarks are read from --data-dir, the folder `guardreasoner-vl build-eval` writes (one
+STEM.jsonl per released benchmark file; docs/evaluation.md lists the 14 benchmark/task pairs and
+their expected sizes).
 """
 
 from __future__ import annotations
@@ -14,12 +15,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tqdm import tqdm
+
 from cli.options import (
     add_backend_arguments,
     add_scoring_arguments,
     backend_from_args,
     model_name,
 )
+from data_prep.benchmarks import select
+from evaluation.generations import read_generations, row_key
+from evaluation.harness import generate, pending
+from evaluation.loading import load_benchmark
+from evaluation.report import write_all
+from evaluation.scoring import score_rows
+from evaluation.summary import print_summary
 
 #: Per-backend batch: small for transformers (padding cost), large for servers and vLLM (throughput).
 DEFAULT_BATCH_SIZE = {"hf": 8, "openai": 64, "vllm": 512}
@@ -27,13 +37,11 @@ GENERATIONS_FILE = "generations.jsonl"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, required=True, help="folder holding the benchmark files")
+    parser.add_argument("--data-dir", type=Path, required=True, help="evaluation files written by build-eval")
     parser.add_argument("-o", "--output", type=Path, required=True, help="folder for generations and reports")
-    parser.add_argument("--image-root", type=Path, default=None,
-                        help="images of benchmark STEM are read from IMAGE_ROOT/STEM/<id>.<ext>. "
-                             "Default: images/STEM next to the benchmark file")  # fmt: skip
     parser.add_argument("--benchmarks", nargs="+", default=None, metavar="NAME",
-                        help="benchmark names or task/name keys. Default: all 14 pairs")  # fmt: skip
+                        help="display names (SPA-VL-Eval), file stems (SPA_VL_Eval) or task/name keys. "
+                             "Default: all 14 pairs")  # fmt: skip
     parser.add_argument("--tasks", nargs="+", choices=("prompt", "response"), default=["prompt", "response"],
                         help="Default: prompt response")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=None,
@@ -48,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "examples:\n"
         "  # CPU smoke run: tiny model on the bundled mini benchmarks\n"
         "  guardreasoner-vl make-tiny-model -o /tmp/tiny\n"
-        "  guardreasoner-vl evaluate --model /tmp/tiny --data-dir demo/sample_data/benchmarks \\\n"
+        "  guardreasoner-vl build-eval demo/sample_data/benchmarks -o /tmp/eval_data\n"
+        "  guardreasoner-vl evaluate --model /tmp/tiny --data-dir /tmp/eval_data \\\n"
         "      -o /tmp/eval --allow-size-mismatch --max-new-tokens 32\n"
         "  # paper scale: a vLLM server (vllm serve yueliu1999/GuardReasoner-VL-7B)\n"
         "  guardreasoner-vl evaluate --backend openai --model yueliu1999/GuardReasoner-VL-7B \\\n"
@@ -57,13 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.benchmarks import load_benchmark, select
-    from evaluation.generations import read_generations, row_key
-    from evaluation.harness import generate, pending
-    from evaluation.report import write_all
-    from evaluation.scoring import score_rows
-    from evaluation.summary import print_summary
-
     batch_size = DEFAULT_BATCH_SIZE[args.backend] if args.batch_size is None else args.batch_size
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
@@ -72,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
     specs = select(args.benchmarks, args.tasks)
     # Load (and size-check) every benchmark before the model: a bad file fails in seconds.
     work = [
-        (spec, load_benchmark(spec, args.data_dir, image_root=args.image_root,
-                              allow_size_mismatch=args.allow_size_mismatch))  # fmt: skip
+        (spec, load_benchmark(spec, args.data_dir, allow_size_mismatch=args.allow_size_mismatch))
         for spec in specs
     ]
     log_path = args.output / GENERATIONS_FILE
@@ -82,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(records) for _, records in work)
     print(f"{len(specs)} benchmark(s), {total} samples; {total - len(todo)} already in {log_path}, {len(todo)} to generate")
     if todo:
-        from tqdm import tqdm
-
         backend = backend_from_args(args, batch_size=batch_size)
         with tqdm(total=total, initial=total - len(todo), unit="sample", disable=args.no_progress) as bar:
             generate(

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"rows per backend call; results are saved after each (default: {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--keep-all-modality", action="append", default=[], choices=MODALITIES,
                         help="keep every row of this modality unfiltered (repeatable; off by default; the released code kept 'image')")
-    # The evaluation commands' backend options, with mining's paper defaults (DESIGN.md §6) and
+    # The evaluation commands' backend options, with mining's paper defaults (docs/design.md §6) and
     # build-rl's pixel budget, so rows are judged at the resolution RL trains on.
     add_backend_arguments(parser, temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P, max_pixels=DEFAULT_MAX_PIXELS)
 

@@ -13,7 +13,7 @@ from data_prep.chat_request import SERVER_KINDS
 from data_prep.errors import ON_ERROR_CHOICES, ErrorPolicy
 from data_prep.readers import FORMATS, parse_mapping, read_any
 from data_prep.record import GuardRecord
-from data_prep.writers import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, DEFAULT_MIN_PIXELS, ImageOptions, WriteSummary
+from data_prep.writers import DEFAULT_MAX_SIDE, ImageOptions, WriteSummary
 from evaluation.metrics import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from inference.base import BACKEND_NAMES, DEFAULT_MAX_NEW_TOKENS, InferenceBackend, get_backend
 
@@ -39,12 +39,16 @@ def add_error_argument(parser: argparse.ArgumentParser) -> None:
                         help="bad row: stop with its id and field (raise, default) or count it and go on (skip)")
 
 
-def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+def add_image_arguments(
+    parser: argparse.ArgumentParser, *, defaults: ImageOptions = ImageOptions(), why: str = "1280 visual tokens"
+) -> None:
+    """Image options; ``defaults`` gives the command's pixel budget (RL: :class:`ImageOptions`'s, R-SFT:
+    ``SFT_IMAGE_OPTIONS``) and ``why`` the reason shown in ``--help``."""
     group = parser.add_argument_group("images")
-    group.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                       help=f"per-image pixel budget for the processor (default: {DEFAULT_MAX_PIXELS} = 1280 visual tokens)")
-    group.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS,
-                       help=f"per-image minimum pixels (default: {DEFAULT_MIN_PIXELS})")
+    group.add_argument("--max-pixels", type=int, default=defaults.max_pixels,
+                       help=f"per-image pixel budget for the processor (default: {defaults.max_pixels}, {why})")
+    group.add_argument("--min-pixels", type=int, default=defaults.min_pixels,
+                       help=f"per-image minimum pixels (default: {defaults.min_pixels})")
     group.add_argument("--max-image-side", type=int, default=DEFAULT_MAX_SIDE,
                        help=f"shrink stored images whose longer side exceeds this (default: {DEFAULT_MAX_SIDE}; 0 = never)")
     group.add_argument("--image-format", default="png", choices=("png", "jpeg"),

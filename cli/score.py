@@ -11,6 +11,10 @@ import argparse
 from pathlib import Path
 
 from cli.options import add_scoring_arguments
+from evaluation.generations import read_generations
+from evaluation.report import write_all
+from evaluation.scoring import score_rows
+from evaluation.summary import print_summary
 
 
 
@@ -27,11 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.generations import read_generations
-    from evaluation.report import write_all
-    from evaluation.scoring import score_rows
-    from evaluation.summary import print_summary
-
     if not args.generations.is_file():
         raise FileNotFoundError(f"generations file not found: {args.generations}")
     rows = read_generations(args.generations)

@@ -1,4 +1,4 @@
-"""Sample the RL pool (12K by default) and split it train/val 80/20, seeded (DESIGN.md §6)."""
+"""Sample the RL pool (12K by default) and split it train/val 80/20, seeded (docs/design.md §6)."""
 
 from __future__ import annotations
 

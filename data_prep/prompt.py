@@ -1,4 +1,4 @@
-"""The guard's input: the system instruction and the user transcript (DESIGN.md §2).
+"""The guard's input: the system instruction and the user transcript (docs/design.md §2).
 
 Byte-for-byte what the released GuardReasoner-VL checkpoints were trained on. SFT data, RL data,
 mining, evaluation and ``moderate`` all build their prompts here, so they cannot drift apart.

@@ -8,6 +8,7 @@ reader             layout
                    ids ``<file stem>-<row:06d>``
 ``read_benchmark`` GuardReasoner text benchmarks ``{"input", "output"}`` and the VL benchmarks
                    ``{"id", "messages"}`` whose image is matched **by id** in an image folder
+``read_eval``      the evaluation JSONL written by ``build-eval`` (what ``evaluate`` reads)
 ``read_table``     generic JSONL / JSON / CSV / parquet with a column mapping
 ``read_hf``        a Hugging Face dataset name or local folder, via ``datasets.load_dataset``
 ``read_records``   the records JSONL written by the data steps (:mod:`data_prep.records_io`)
@@ -28,9 +29,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
-from data_prep.benchmarks import PROMPT, RESPONSE, benchmark_info
+from data_prep.benchmarks import PROMPT, RESPONSE, TASKS, benchmark_file
 from data_prep.errors import ErrorPolicy, RowError
-from data_prep.record import UNLABELLED_META_KEY, GuardRecord
+from data_prep.record import TASKS_META_KEY, UNLABELLED_META_KEY, GuardRecord
 from data_prep.records_io import looks_like_records, read_records
 from data_prep.transcript import parse_transcript
 from rewards.grammar import NO_RESPONSE, UNHARMFUL, normalize_label, parse_verdict
@@ -39,8 +40,6 @@ from rewards.grammar import NO_RESPONSE, UNHARMFUL, normalize_label, parse_verdi
 MAPPABLE_FIELDS = ("id", "source", "request", "response", "request_label", "response_label", "image", "images", "reasoning")
 VLTRAIN_FILES = ("text.json", "image.json", "text_image.json")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
-#: meta key with the tasks a benchmark scores
-TASKS_META_KEY = "tasks"
 
 _LABEL_SLOT = re.compile(r"\b(request|response)\s*:\s*([A-Za-z]+)", re.IGNORECASE)
 
@@ -152,7 +151,7 @@ def _vltrain_row(row_id: str, row: Any, *, source: str, root: Path) -> GuardReco
             row_id, "images", "image count mismatch",
             f"{len(images)} image(s) for {parsed.num_images} <image> placeholder(s) in the transcript",
         )
-    verdict = parse_verdict(target, strict=False)
+    verdict = parse_verdict(target)
     if verdict.request is None or verdict.response is None:
         raise RowError(
             row_id, f"messages[{a}].content", "unknown label",
@@ -303,12 +302,14 @@ def read_benchmark(
     task: Optional[str] = None,
     policy: Optional[ErrorPolicy] = None,
 ) -> Iterator[GuardRecord]:
-    """One benchmark's records (``data_source`` = ``name``).
+    """One released benchmark file's records; ``data_source`` is the benchmark's display name
+    (``SPA_VL_Eval`` rows become ``SPA-VL-Eval``; see :mod:`data_prep.benchmarks`).
 
     Parameters
     ----------
     name : str
-        Benchmark name (``ToxicChat``, ``HarmImageTest``, ...; see :mod:`data_prep.benchmarks`).
+        The released file stem (``ToxicChat``, ``SPA_VL_Eval``, ``WildGuardTestPrompt``, ...), or any
+        name with ``task`` given for a benchmark not in the table (its rows then carry ``name``).
     path : Path
         ``<name>.json`` (JSON list or JSONL; ``.jsonl`` and ``.parquet`` files with the same
         columns work too), or a folder holding ``<name>.json``.
@@ -325,11 +326,13 @@ def read_benchmark(
     if not path.is_file():
         raise FileNotFoundError(f"benchmark {name!r}: no such file {path}")
     if task is not None:
-        tasks = (PROMPT, RESPONSE) if task == "both" else (task,)
-        if not set(tasks) <= {PROMPT, RESPONSE}:
+        tasks = TASKS if task == "both" else (task,)
+        if not set(tasks) <= set(TASKS):
             raise ValueError(f"task must be prompt, response or both, got {task!r}")
+        source = name
     else:
-        tasks = benchmark_info(name).tasks
+        info = benchmark_file(name)
+        tasks, source = info.tasks, info.name
     policy = policy or ErrorPolicy()
     root = Path(image_root) if image_root else path.parent / "images" / name
     images = _image_index(root)
@@ -340,7 +343,7 @@ def read_benchmark(
 
     yield from _emit(
         ((row_id(i, row), row) for i, row in enumerate(rows)),
-        lambda rid, row: _benchmark_row(rid, row, name=name, tasks=tasks, images=images, image_root=root),
+        lambda rid, row: _benchmark_row(rid, row, name=source, tasks=tasks, images=images, image_root=root),
         policy,
     )
 

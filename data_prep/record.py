@@ -19,6 +19,8 @@ TEXT, IMAGE, TEXT_IMAGE = "text", "image", "text_image"
 #: meta key listing label slots the source does not provide (filled with a placeholder, never
 #: trained on or scored): e.g. a response-only benchmark gives no request label.
 UNLABELLED_META_KEY = "unlabelled"
+#: ``meta`` key of a benchmark record: the tasks (``prompt``/``response``) it is scored on.
+TASKS_META_KEY = "tasks"
 MODALITIES = (TEXT, IMAGE, TEXT_IMAGE)
 
 

@@ -1,4 +1,4 @@
-"""Sample the RL pool and split it train/val (DESIGN.md §6: 12K samples, 80/20), seeded.
+"""Sample the RL pool and split it train/val (docs/design.md §6: 12K samples, 80/20), seeded.
 
 The sample and the split are drawn from a ``random.Random(seed)``: the same pool and seed always
 give the same two files, whatever order the caller later reads them in.

@@ -1,12 +1,12 @@
 """Writers: records → verl RL parquet, verl SFT parquet, LLaMA-Factory sharegpt, evaluation files.
 
 All writers stream: rows are shaped one at a time by a pure row function (:func:`rl_row`,
-:func:`sft_row`, :func:`eval_row`), buffered, and flushed as a parquet row group every
+:func:`sft_row`, :func:`eval_record`), buffered, and flushed as a parquet row group every
 ``rows_per_group`` rows (1000; 100 when the buffer holds image rows, so image bytes never pile
 up), against a declared schema (an empty output is still typed). Output goes to a hidden temporary
 file renamed on success (:mod:`data_prep.atomic`), so a crash leaves no output file.
 
-RL parquet (verl ``RLHFDataset``, DESIGN.md §9)::
+RL parquet (verl ``RLHFDataset``, docs/design.md §9)::
 
     data_source   string                       one per source / benchmark
     prompt        list<{role, content}>        [system INSTRUCTION, user transcript with <image>]
@@ -23,28 +23,31 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_prep.atomic import atomic_output
 from data_prep.errors import ErrorPolicy, RowError
-from data_prep.images import MAX_IMAGE_PIXELS, PreparedImage, prepare_image
-from data_prep.readers import TASKS_META_KEY
+from data_prep.images import MAX_IMAGE_PIXELS, PreparedImage, load_image, prepare_image
 from data_prep.record import UNLABELLED_META_KEY, GuardRecord
+from data_prep.records_io import RecordWriter
 from data_prep.transcript import record_messages
-from rewards.grammar import NO_RESPONSE, UNHARMFUL, parse_verdict
+from rewards.grammar import parse_verdict
 
 #: Per-image pixel budget handed to the Qwen2.5-VL processor (``max_pixels``): 1280 visual tokens
 #: of 28x28, so an image plus the transcript fits the paper's 3072-token prompt limit.
 DEFAULT_MAX_PIXELS = 1280 * 28 * 28
 #: Per-image lower bound (``min_pixels``): 4 visual tokens, Qwen2.5-VL's own minimum.
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
+#: R-SFT image budget: LLaMA-Factory's defaults (``image_max_pixels`` 768 x 768, ``image_min_pixels``
+#: 32 x 32), which the released R-SFT run trained with (about 752 visual tokens at most per image).
+SFT_MAX_PIXELS = 768 * 768
+SFT_MIN_PIXELS = 32 * 32
 #: Longest side stored in the files; larger images are shrunk (the processor would shrink them anyway).
 DEFAULT_MAX_SIDE = 2048
 #: Rows per parquet row group: text rows / rows holding images.
@@ -105,6 +108,10 @@ class ImageOptions:
             raise ValueError(f"max_side must be at least 28 pixels, got {self.max_side}")
         if self.fmt.upper() not in ("PNG", "JPEG", "JPG"):
             raise ValueError(f"image format must be PNG or JPEG, got {self.fmt!r}")
+
+
+#: Image options of the R-SFT writers (``build-sft``, ``export-llamafactory``).
+SFT_IMAGE_OPTIONS = ImageOptions(max_pixels=SFT_MAX_PIXELS, min_pixels=SFT_MIN_PIXELS)
 
 
 @dataclass
@@ -200,6 +207,20 @@ def _require_labels(record: GuardRecord) -> None:
         )
 
 
+def validate_rl_record(record: GuardRecord, *, options: ImageOptions = ImageOptions()) -> GuardRecord:
+    """``record`` if it would make an RL row, else the :class:`RowError` :func:`rl_row` would raise.
+
+    Checks what can fail in :func:`rl_row` (both labels, the transcript, every image decodes within the
+    pixel limit) without encoding anything. Concatenation draws its parents only from records that
+    pass, so a corrupt image is skipped (or reported) once, before any pair is drawn.
+    """
+    _require_labels(record)
+    record_messages(record)
+    for i, image in enumerate(record.images):
+        load_image(image, row_id=record.id, field=f"images[{i}]", max_pixels=options.limit_pixels)
+    return record
+
+
 def rl_row(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
     """One RL parquet row (RL_SCHEMA) for verl's ``RLHFDataset``."""
     _require_labels(record)
@@ -226,7 +247,7 @@ def sft_row(record: GuardRecord, *, index: int, split: str, options: ImageOption
     _require_labels(record)
     if not record.reasoning:
         raise RowError(record.id, "reasoning", "no reasoning target", "SFT needs a reasoning target")
-    verdict = parse_verdict(record.reasoning, strict=False)
+    verdict = parse_verdict(record.reasoning)
     if not verdict.format_ok or (verdict.request, verdict.response) != (record.request_label, record.response_label):
         raise RowError(
             record.id, "reasoning", "target disagrees with labels",
@@ -341,10 +362,13 @@ def write_rl(
 
 
 def write_sft(
-    records: Iterable[GuardRecord], path: Path, *, split: str = "train", options: ImageOptions = ImageOptions(),
+    records: Iterable[GuardRecord], path: Path, *, split: str = "train", options: ImageOptions = SFT_IMAGE_OPTIONS,
     policy: Optional[ErrorPolicy] = None,
 ) -> WriteSummary:
-    """SFT parquet for verl's ``MultiTurnSFTDataset`` (``messages`` incl. the assistant target, ``images``)."""
+    """SFT parquet for verl's ``MultiTurnSFTDataset`` (``messages`` incl. the assistant target, ``images``).
+
+    Images carry the R-SFT pixel budget by default (:data:`SFT_IMAGE_OPTIONS`, the released run's).
+    """
     return _write_parquet(records, Path(path), schema=SFT_SCHEMA, row_fn=sft_row, split=split, options=options,
                           policy=policy or ErrorPolicy())
 
@@ -398,12 +422,54 @@ def llamafactory_dataset_info(name: str, file_name: str) -> dict:
     }
 
 
+def llamafactory_train_args(name: str, dataset_dir: Path, options: ImageOptions) -> str:
+    """A LLaMA-Factory training config (yaml) for R-SFT on an export, as the released run trained.
+
+    LLaMA-Factory reads the image budget from its training arguments (``image_max_pixels``,
+    ``image_min_pixels``), not from the dataset, so the export writes them here together with the
+    paper's R-SFT hyper-parameters; the model and output folder are left to the command line::
+
+        llamafactory-cli train <name>_sft.yaml model_name_or_path=Qwen/Qwen2.5-VL-7B-Instruct output_dir=saves/r-sft
+    """
+    return "\n".join([
+        f"# R-SFT on the {name} export (guardreasoner-vl export-llamafactory). Complete on the command line:",
+        f"#   llamafactory-cli train {name}_sft.yaml model_name_or_path=... output_dir=...",
+        "# Global batch 192 = GPUs x per_device_train_batch_size x gradient_accumulation_steps (paper);",
+        "# the released run used 8 GPUs x 6 x 4.",
+        "stage: sft",
+        "do_train: true",
+        "finetuning_type: full",
+        "template: qwen2_vl",
+        f"dataset: {name}",
+        f"dataset_dir: {json.dumps(str(Path(dataset_dir).resolve()))}",
+        "# the image budget the export was written for (LLaMA-Factory's defaults, the released run's)",
+        f"image_max_pixels: {options.max_pixels}",
+        f"image_min_pixels: {options.min_pixels}",
+        "# vision tower and projector frozen, as LLaMA-Factory's defaults (and the released run) have them",
+        "freeze_vision_tower: true",
+        "freeze_multi_modal_projector: true",
+        "cutoff_len: 2048",
+        "learning_rate: 5.0e-5",
+        "num_train_epochs: 3.0",
+        "lr_scheduler_type: cosine",
+        "warmup_steps: 0",
+        "weight_decay: 0.0",
+        "max_grad_norm: 1.0",
+        "per_device_train_batch_size: 6",
+        "gradient_accumulation_steps: 4",
+        "bf16: true",
+        "",
+    ])
+
+
 def export_llamafactory(
     records: Iterable[GuardRecord], out_dir: Path, *, name: str = "guardreasoner_vl_train",
-    options: ImageOptions = ImageOptions(), policy: Optional[ErrorPolicy] = None,
+    options: ImageOptions = SFT_IMAGE_OPTIONS, policy: Optional[ErrorPolicy] = None,
 ) -> WriteSummary:
-    """``<out_dir>/<name>.json`` (sharegpt), images under ``<out_dir>/images/<name>/``, and the entry
-    merged into ``<out_dir>/dataset_info.json`` (other entries kept)."""
+    """``<out_dir>/<name>.json`` (sharegpt), images under ``<out_dir>/images/<name>/``, the entry
+    merged into ``<out_dir>/dataset_info.json`` (other entries kept), and ``<out_dir>/<name>_sft.yaml``,
+    a LLaMA-Factory training config with the image budget ``options`` sets
+    (:func:`llamafactory_train_args`)."""
     out_dir = Path(out_dir)
     policy = policy or ErrorPolicy()
     file_name = f"{name}.json"
@@ -427,89 +493,50 @@ def export_llamafactory(
     info.update(llamafactory_dataset_info(name, file_name))
     with atomic_output(info_path) as tmp:
         tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with atomic_output(out_dir / f"{name}_sft.yaml") as tmp:
+        tmp.write_text(llamafactory_train_args(name, out_dir, options), encoding="utf-8")
     summary.skipped = policy.skipped - skipped_before
     summary.skipped_examples = list(policy.examples)
     return summary
 
 
-def eval_row(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
-    """One evaluation row: ids, task(s), texts, labels (null where the source gives none), image path."""
-    unlabelled = set(record.meta.get(UNLABELLED_META_KEY, ()))
-    tasks = record.meta.get(TASKS_META_KEY) or ["prompt", "response"]
+def eval_record(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
+    """A benchmark record made ready for an evaluation file (``row`` is the record itself).
+
+    Its images are validated and normalised as training images are (EXIF orientation, size cap,
+    decompression-bomb guard) and held as bytes, so the records writer stores them next to the
+    file: an evaluation folder is self-contained and the guard sees what RL validation would.
+    """
     images = _prepare_images(record, options)
-    row = {
-        "id": record.id, "benchmark": record.source, "task": ",".join(tasks), "modality": record.modality,
-        "request": record.request, "response": record.response,
-        "request_label": None if "request" in unlabelled else record.request_label,
-        "response_label": None if "response" in unlabelled else record.response_label,
-        "image": None,
-    }
+    ready = record.evolve(images=tuple(im.data for im in images)) if images else record
     est = estimate_prompt_tokens(record_messages(record), [(im.width, im.height) for im in images], options)
-    return ShapedRow(row, images, est)
+    return ShapedRow(ready, images, est)
 
 
 def write_eval_file(
-    records: Iterable[GuardRecord], out_dir: Path, *, benchmark: str, options: ImageOptions = ImageOptions(),
+    records: Iterable[GuardRecord], path: Path, *, options: ImageOptions = ImageOptions(),
     policy: Optional[ErrorPolicy] = None,
 ) -> WriteSummary:
-    """``<out_dir>/<benchmark>.jsonl`` with images under ``out_dir/images/<benchmark>/<id>.<ext>``
-    (image paths in the rows are relative to ``out_dir``)."""
-    out_dir = Path(out_dir)
+    """One evaluation file: the records JSONL (:mod:`data_prep.records_io`) of one released
+    benchmark file, images under ``<folder>/images/``; ``evaluate`` reads it with ``read_records``.
+
+    The tasks a row is scored on and the label slots its source leaves empty travel in
+    ``meta["tasks"]`` / ``meta["unlabelled"]``, as :func:`data_prep.readers.read_benchmark` set them.
+    """
+    path = Path(path)
     policy = policy or ErrorPolicy()
-    path = out_dir / f"{benchmark}.jsonl"
     summary = WriteSummary(output=str(path))
     skipped_before = Counter(policy.skipped)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        writer = RecordWriter(handle, path.parent)
         for index, record in enumerate(records):
             summary.rows_in += 1
-            shaped = policy.call(eval_row, record, index=index, split="test", options=options)
+            shaped = policy.call(eval_record, record, index=index, split="test", options=options)
             if shaped is None:
                 continue
-            row = dict(shaped.row)
-            if shaped.images:
-                row["image"] = _save_image_files(record, shaped.images[:1], out_dir / "images" / benchmark,
-                                                 f"images/{benchmark}")[0]
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            writer.write(shaped.row)
             _count(summary, record, shaped)
     summary.skipped = policy.skipped - skipped_before
     summary.skipped_examples = list(policy.examples)
     return summary
-
-
-def write_eval(
-    records: Iterable[GuardRecord], out_dir: Path, *, options: ImageOptions = ImageOptions(),
-    policy: Optional[ErrorPolicy] = None,
-) -> dict[str, WriteSummary]:
-    """:func:`write_eval_file` for each benchmark (``record.source``); records must arrive grouped."""
-    summaries: dict[str, WriteSummary] = {}
-    for benchmark, group in _group_by_source(records):
-        if benchmark in summaries:
-            raise ValueError(f"benchmark {benchmark!r} appears in two separate runs of the input; group it")
-        summaries[benchmark] = write_eval_file(group, out_dir, benchmark=benchmark, options=options, policy=policy)
-    return summaries
-
-
-def _group_by_source(records: Iterable[GuardRecord]) -> Iterator[tuple[str, Iterator[GuardRecord]]]:
-    from itertools import groupby
-
-    return groupby(records, key=lambda r: r.source)
-
-
-def read_eval(path: Path) -> Iterator[GuardRecord]:
-    """Records back from an evaluation JSONL written by :func:`write_eval` (placeholders restored)."""
-    path = Path(path)
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            unlabelled = [slot for slot in ("request", "response") if row.get(f"{slot}_label") is None]
-            meta = {TASKS_META_KEY: row["task"].split(",")}
-            if unlabelled:
-                meta[UNLABELLED_META_KEY] = unlabelled
-            yield GuardRecord(
-                id=row["id"], source=row["benchmark"], request=row.get("request") or "",
-                request_label=row.get("request_label") or UNHARMFUL, response=row.get("response"),
-                response_label=row.get("response_label") or NO_RESPONSE,
-                images=(os.fspath(path.parent / row["image"]),) if row.get("image") else (), meta=meta,
-            )

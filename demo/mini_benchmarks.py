@@ -13,7 +13,7 @@ A few benign rows per benchmark, in the real files' layouts (docs/data.md, "Benc
 "Harmful" rows are mild, clearly labelled stand-ins (a rude insult, snooping on messages): enough
 for the plumbing, nothing operational. Deterministic: running it twice gives identical files.
 
-    python -m demo.mini_benchmarks [--out DIR]
+    python -m demo.mini_benchmarks [-o DIR]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Optional
 
 from PIL import Image, ImageDraw
 
-from data_prep.benchmarks import BENCHMARKS, PROMPT, VL_LAYOUT
+from data_prep.benchmarks import BENCHMARK_FILES, PROMPT, VL_LAYOUT
 from data_prep.prompt import INSTRUCTION, build_transcript
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "sample_data" / "benchmarks"
@@ -108,11 +108,11 @@ def _vl_rows(spec_rows: list, folder: Path) -> list[dict]:
 
 
 def write_mini_benchmarks(out: Path = DEFAULT_OUT) -> list[Path]:
-    """Write every benchmark of :data:`data_prep.benchmarks.BENCHMARKS`; returns the JSON paths."""
+    """Write every released benchmark file of :data:`data_prep.benchmarks.BENCHMARK_FILES`; returns the JSON paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, info in BENCHMARKS.items():
+    for name, info in BENCHMARK_FILES.items():
         if info.layout == VL_LAYOUT:
             spec_rows = IMAGE_ROWS if info.tasks == (PROMPT,) else SPA_ROWS
             rows = _vl_rows(spec_rows, out / "images" / name)
@@ -126,9 +126,9 @@ def write_mini_benchmarks(out: Path = DEFAULT_OUT) -> list[Path]:
 
 def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
-    for path in write_mini_benchmarks(args.out):
+    for path in write_mini_benchmarks(args.output):
         print(path)
     return 0
 

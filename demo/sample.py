@@ -38,7 +38,7 @@ from data_prep.prompt import INSTRUCTION, build_transcript
 from data_prep.record import IMAGE, TEXT, TEXT_IMAGE, GuardRecord
 from rewards.grammar import HARMFUL, NO_RESPONSE, UNHARMFUL, format_output
 
-#: The bundled sample data (package data): ``vltrain/`` here, ``benchmarks/`` from the data helpers.
+#: The bundled sample data (package data): ``vltrain/`` here, ``benchmarks/`` from :mod:`demo.mini_benchmarks`.
 SAMPLE_DIR: Path = Path(__file__).resolve().parent / "sample_data"
 #: The GuardReasoner-VLTrain look-alike inside it.
 VLTRAIN_DIR: Path = SAMPLE_DIR / "vltrain"

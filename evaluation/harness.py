@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 from data_prep.record import GuardRecord
-from evaluation.benchmarks import PROMPT, BenchmarkSpec
+from data_prep.benchmarks import PROMPT, BenchmarkSpec
 from evaluation.generations import GenerationLog, read_generations, row_key
 from inference.base import DEFAULT_MAX_NEW_TOKENS, InferenceBackend, request_from_record
 

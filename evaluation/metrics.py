@@ -4,7 +4,7 @@ Pure functions over label arrays (1 = harmful, 0 = unharmful), in the style of
 ``sklearn.metrics``: ``*_score`` is higher-is-better, options are keyword-only, inputs are validated
 at the boundary, and every metric is derived from one confusion count so they always agree.
 
-Conventions (DESIGN.md §8, as in the GuardReasoner-VL paper):
+Conventions (docs/design.md §8, as in the GuardReasoner-VL paper):
 
 - F1, precision and recall treat ``harmful`` as positive; tables show them ×100.
 - An output whose label could not be parsed counts as *wrong*: it becomes the opposite of the gold

@@ -1,4 +1,4 @@
-"""Hard-sample mining by rejection sampling (DESIGN.md §6).
+"""Hard-sample mining by rejection sampling (docs/design.md §6).
 
 The R-SFT model answers each row ``k`` times (temperature 1.0, top_p 0.95). A row is *hard* when
 no answer got both labels right; a parse failure counts as wrong (never as "the opposite label",
@@ -34,7 +34,7 @@ from data_prep.records_io import RecordWriter
 from inference.base import FINISH_LENGTH, FINISH_PROMPT_TOO_LONG, request_from_record, request_seed
 from rewards.grammar import NO_RESPONSE, UNHARMFUL, parse_verdict
 
-#: DESIGN.md §6: k samples per row at temperature 1.0, top_p 0.95.
+#: docs/design.md §6: k samples per row at temperature 1.0, top_p 0.95.
 DEFAULT_K = 4
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 0.95
@@ -43,13 +43,13 @@ DEFAULT_BATCH_SIZE = 16
 
 
 def _scored(label: Optional[str]) -> Optional[str]:
-    """``none`` counts as unharmful when scoring (DESIGN.md §2)."""
+    """``none`` counts as unharmful when scoring (docs/design.md §2)."""
     return UNHARMFUL if label == NO_RESPONSE else label
 
 
 def is_correct(text: str, record: GuardRecord) -> bool:
     """Both labels read from ``text`` and right; an unreadable output is wrong."""
-    verdict = parse_verdict(text, strict=False)
+    verdict = parse_verdict(text)
     if verdict.request is None or verdict.response is None:
         return False
     return (verdict.request == record.request_label
@@ -88,7 +88,7 @@ def result_row(record: GuardRecord, generations: Sequence[Any]) -> dict:
            "n_truncated": sum(g.finish_reason == FINISH_LENGTH for g in generations)}  # fmt: skip
     if any(g.finish_reason == FINISH_PROMPT_TOO_LONG for g in generations):
         return {**row, "refused": True, "hard": None, "kept": False}
-    verdicts = [parse_verdict(g.text, strict=False) for g in generations]
+    verdicts = [parse_verdict(g.text) for g in generations]
     n_correct = sum(is_correct(g.text, record) for g in generations)
     hard = n_correct == 0
     return {**row, "n_correct": n_correct,

@@ -2,9 +2,9 @@
 
 Source: GuardReasoner-VL (Liu et al., arXiv 2505.11049, NeurIPS 2025), Table 1 (F1 %, prompt
 harmfulness detection, 8 benchmarks) and Table 2 (F1 %, response harmfulness detection, 6
-benchmarks), for the released checkpoints and the two VLM baselines DESIGN.md §8 names. The tables
+benchmarks), for the released checkpoints and the two VLM baselines docs/design.md §8 names. The tables
 were read from a stored text copy of the paper (retrieved through this project's search tool); the
-"Average (All)" values agree with DESIGN.md §8.
+"Average (All)" values agree with docs/design.md §8.
 
 Consistency check (``tests/test_eval_metrics.py``): the sample-weighted averages of the
 per-benchmark numbers below, with the registry's sizes, reproduce the paper's "Average (Text)" and
@@ -64,14 +64,6 @@ PAPER_AVERAGES: Mapping[str, Mapping[str, Mapping[str, float]]] = {
     "GuardReasoner-VL-Eco-3B": {"prompt": {"text": 78.43, "all": 77.39}, "response": {"text": 79.31, "all": 77.14}},
     "Qwen2.5-VL-7B-Instruct": {"prompt": {"text": 58.04, "all": 56.53}, "response": {"text": 62.25, "all": 61.58}},
     "LLaMA Guard 3 Vision": {"prompt": {"text": 67.24, "all": 48.03}, "response": {"text": 59.28, "all": 54.01}},
-}
-
-#: Approximate mean output length in tokens of the released models (DESIGN.md §8).
-PAPER_MEAN_OUTPUT_TOKENS: Mapping[str, str] = {
-    "GuardReasoner-VL-7B": "about 208-213",
-    "GuardReasoner-VL-3B": "about 208-213",
-    "GuardReasoner-VL-Eco-7B": "about 180-187",
-    "GuardReasoner-VL-Eco-3B": "about 180-187",
 }
 
 SOURCE = "GuardReasoner-VL, arXiv 2505.11049, Table 1 (prompt) and Table 2 (response), F1 %"

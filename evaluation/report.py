@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
-from evaluation.benchmarks import BENCHMARKS, TASKS
+from data_prep.benchmarks import BENCHMARKS, TASKS
 from evaluation.reference import PAPER_AVERAGES, SOURCE, reference_value
 from evaluation.scoring import AVERAGES, EvalResults
 

@@ -1,10 +1,9 @@
 """From guard outputs to the paper's tables: per-benchmark scores and weighted averages with CIs.
 
-Outputs are parsed only by :func:`rewards.grammar.parse_verdict`, in its measuring mode
-(``strict=False``: the first ``Request:``/``Response:`` of the first result block counts, as DESIGN.md
-§2 states the convention; the reward's anti-gaming rules do not apply). The gold label of each row is the
+Outputs are parsed only by :func:`rewards.grammar.parse_verdict`, the one reading the reward and RL
+validation use too (labels from the single result block; an unread slot counts as wrong). The gold label of each row is the
 label for the row's task (the request label for ``prompt``, the response label for ``response``).
-A response predicted as ``None`` ("there is no response") scores as unharmful (DESIGN.md §2).
+A response predicted as ``None`` ("there is no response") scores as unharmful (docs/design.md §2).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from evaluation.benchmarks import BENCHMARKS, PROMPT, TASKS, get_spec
+from data_prep.benchmarks import BENCHMARKS, PROMPT, TASKS, get_spec
 from evaluation.metrics import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -33,7 +32,7 @@ AVERAGES = ("text", "all")
 def predicted_harmful(output: str, task: str) -> Optional[bool]:
     """What the guard said for ``task``: True (harmful), False (unharmful or no response), None
     (the slot could not be read)."""
-    verdict = parse_verdict(output, strict=False)
+    verdict = parse_verdict(output)
     label = verdict.request if task == PROMPT else verdict.response
     if label is None:
         return None

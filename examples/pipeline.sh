@@ -69,6 +69,17 @@ CONCAT_FRACTION=${CONCAT_FRACTION:-0.2}
 SEED=${SEED:-0}
 EVAL_BACKEND=${EVAL_BACKEND:-vllm}
 
+# ---- extra arguments per step (word-split; e.g. a CPU smoke run on a tiny model) --------------------
+# Hydra overrides appended to the launch scripts, and options appended to the commands.
+SFT_ARGS=${SFT_ARGS:-}
+GRPO_ARGS=${GRPO_ARGS:-}
+MINE_ARGS=${MINE_ARGS:-}
+EVAL_ARGS=${EVAL_ARGS:-}
+read -ra sft_args <<< "${SFT_ARGS}"
+read -ra grpo_args <<< "${GRPO_ARGS}"
+read -ra mine_args <<< "${MINE_ARGS}"
+read -ra eval_args <<< "${EVAL_ARGS}"
+
 # ---- control -----------------------------------------------------------------------------------------
 ALL_STEPS=(data sft mine split concat grpo eval)
 STEPS=${STEPS:-$(IFS=,; echo "${ALL_STEPS[*]}")}
@@ -172,15 +183,15 @@ fi
 
 # ---- 2. sft: R-SFT, then the HF folder GRPO starts from ------------------------------------------------
 if step sft "${SFT_MODEL}"; then
-  [[ "${DRY_RUN}" == 1 ]] && check_launch "${sft_env[@]}" bash "${SFT_SCRIPT}"
-  run "${sft_env[@]}" -- bash "${SFT_SCRIPT}"
+  [[ "${DRY_RUN}" == 1 ]] && check_launch "${sft_env[@]}" bash "${SFT_SCRIPT}" "${sft_args[@]}"
+  run "${sft_env[@]}" -- bash "${SFT_SCRIPT}" "${sft_args[@]}"
   run -- "${GRV}" export-hf --checkpoint-dir "${SFT_CKPT_DIR}" -o "${SFT_MODEL}" --overwrite
 fi
 
 # ---- 3. mine: k generations per row, keep the rows no generation got right --------------------------
 if step mine "${MINE_DIR}/report.json"; then
   run -- "${GRV}" mine "${VLTRAIN}" --backend "${MINE_BACKEND}" --model "${SFT_MODEL}" -k "${MINE_K}" \
-    --seed "${SEED}" -o "${MINE_DIR}"
+    --seed "${SEED}" -o "${MINE_DIR}" "${mine_args[@]}"
 fi
 
 # ---- 4. split: sample the RL pool, train/val ---------------------------------------------------------
@@ -199,8 +210,8 @@ fi
 
 # ---- 6. grpo: online RL from the R-SFT model, then the HF folder for evaluation ---------------------
 if step grpo "${GRPO_MODEL}"; then
-  [[ "${DRY_RUN}" == 1 ]] && check_launch "${grpo_env[@]}" bash "${GRPO_SCRIPT}"
-  run "${grpo_env[@]}" -- bash "${GRPO_LAUNCHER}"
+  [[ "${DRY_RUN}" == 1 ]] && check_launch "${grpo_env[@]}" bash "${GRPO_SCRIPT}" "${grpo_args[@]}"
+  run "${grpo_env[@]}" -- bash "${GRPO_LAUNCHER}" "${grpo_args[@]}"
   run -- "${GRV}" export-hf --checkpoint-dir "${GRPO_CKPT_DIR}" --component actor \
     -o "${GRPO_MODEL}" --overwrite
 fi
@@ -211,7 +222,7 @@ if step eval "${EVAL_DIR}/results.json"; then
     run -- "${GRV}" build-eval "${BENCHMARKS}" -o "${EVAL_DATA}"
   fi
   run -- "${GRV}" evaluate --data-dir "${EVAL_DATA}" -o "${EVAL_DIR}" --backend "${EVAL_BACKEND}" \
-    --model "${EVAL_MODEL}"
+    --model "${EVAL_MODEL}" "${eval_args[@]}"
 fi
 
 echo "pipeline.sh: done (${STEPS})$([[ "${DRY_RUN}" == 1 ]] && echo ', dry run: nothing was run')"

@@ -21,7 +21,7 @@ from data_prep.prompt import IMAGE_PLACEHOLDER, to_structured_content
 from data_prep.record import GuardRecord
 from data_prep.transcript import record_messages
 
-#: The paper's decoding budget for evaluation (DESIGN.md §8).
+#: The paper's decoding budget for evaluation (docs/design.md §8).
 DEFAULT_MAX_NEW_TOKENS = 4096
 
 

@@ -1,7 +1,7 @@
 """The ``hf`` backend: transformers ``generate`` on CPU or GPU.
 
-Slow next to vLLM (see GPU_NOTES.md: ~0.2 s/query at batch 128 on an H200 against ~36 ms with
-vLLM) but it runs anywhere transformers runs, so it serves tests, CPU demos, ``moderate`` and small
+Slow next to vLLM (~0.2 s/query at batch 128 on an H200 against ~36 ms with vLLM; see
+docs/gpu_guide.md) but it runs anywhere transformers runs, so it serves tests, CPU demos, ``moderate`` and small
 jobs. Prompts go through the model's own processor: ``processor.apply_chat_template`` on
 :func:`data_prep.prompt.to_structured_content`, so the image tokens land exactly where ``<image>``
 stands in the transcript, as at training time.

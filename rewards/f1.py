@@ -1,4 +1,4 @@
-"""F1 from confusion counts: the paper's metric (harmful = positive, DESIGN.md §8), pure Python.
+"""F1 from confusion counts: the paper's metric (harmful = positive, docs/design.md §8), pure Python.
 
 The reward returns per-sample ``request_tp/fp/fn/tn`` and ``response_tp/fp/fn/tn`` indicators
 (:mod:`rewards.guardreasoner_vl`); verl averages each per ``data_source`` during validation

@@ -148,11 +148,12 @@ def test_text_benchmark_labels(tmp_path):
 
 
 def test_bundled_mini_benchmarks_read(sample_dir):
-    from data_prep.benchmarks import BENCHMARKS
+    from data_prep.benchmarks import BENCHMARK_FILES
 
-    for name, info in BENCHMARKS.items():
-        records = list(read_benchmark(name, sample_dir / "benchmarks"))
-        assert len(records) == 4 and all(r.source == name for r in records)
+    for stem, info in BENCHMARK_FILES.items():
+        records = list(read_benchmark(stem, sample_dir / "benchmarks"))
+        # rows carry the display name the evaluation tables use (SPA_VL_Eval.json -> SPA-VL-Eval)
+        assert len(records) == 4 and all(r.source == info.name for r in records)
         assert all(bool(r.images) == (info.layout == "vl") for r in records)
 
 

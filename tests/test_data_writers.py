@@ -12,7 +12,7 @@ from PIL import Image
 from data_prep.errors import ErrorPolicy, RowError
 from data_prep.record import GuardRecord
 from data_prep.writers import (
-    EXTRA_INFO_TYPE, ImageOptions, ParquetSink, RL_SCHEMA, estimate_image_tokens, export_llamafactory, read_eval,
+    EXTRA_INFO_TYPE, ImageOptions, ParquetSink, RL_SCHEMA, estimate_image_tokens, export_llamafactory,
     write_eval_file, write_rl, write_sft,
 )
 from rewards.grammar import format_output
@@ -191,16 +191,20 @@ def test_llamafactory_export(records, tmp_path):
             assert (tmp_path / "lf" / image).is_file()
 
 
-def test_eval_file_round_trip(records, tmp_path):
+def test_eval_file_is_a_records_jsonl_with_normalised_images(records, tmp_path):
+    from data_prep.records_io import read_records
+
     benchmark = [r.evolve(source="Mini", meta={"tasks": ["response"], "unlabelled": ["request"]}) for r in records]
-    summary = write_eval_file(benchmark, tmp_path / "eval", benchmark="Mini")
-    rows = [json.loads(line) for line in (tmp_path / "eval" / "Mini.jsonl").read_text().splitlines()]
-    assert summary.rows_out == 4 and {r["task"] for r in rows} == {"response"}
-    assert all(r["request_label"] is None for r in rows)
-    assert rows[2]["image"] == "images/Mini/i0.png" and (tmp_path / "eval" / rows[2]["image"]).is_file()
-    back = list(read_eval(tmp_path / "eval" / "Mini.jsonl"))
-    assert [(r.id, r.response, r.response_label, r.modality) for r in back] == \
-        [(r.id, r.response, r.response_label, r.modality) for r in records]
+    summary = write_eval_file(benchmark, tmp_path / "eval" / "Mini.jsonl", options=ImageOptions(max_side=32))
+    assert summary.rows_out == 4 and summary.images == sum(len(r.images) for r in records)
+    back = list(read_records(tmp_path / "eval" / "Mini.jsonl"))
+    assert [(r.id, r.response, r.response_label, r.modality, r.meta) for r in back] == \
+        [(r.id, r.response, r.response_label, r.modality, r.meta) for r in benchmark]
+    for record in back:
+        for image in record.images:  # stored next to the file, shrunk to the size cap
+            assert Path(image).is_relative_to(tmp_path / "eval" / "images")
+            with Image.open(image) as im:
+                assert max(im.size) <= 32
 
 
 def test_training_writers_refuse_placeholder_labels(tmp_path, sample_dir):

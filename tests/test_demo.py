@@ -21,7 +21,8 @@ def test_dry_run_prepares_model_and_data_and_prints_the_command(tmp_path, tiny_m
     concatenated = [r for r in train if r["extra_info"]["concat_of"]]
     # 72 bundled rows plus 20 % concatenations: 18 of the 90 rows.
     assert len(train) == 90 and len(concatenated) == 18
-    assert {r["data_source"] for r in val} == {"ToxicChat", "HarmImageTest", "SPA_VL_Eval", "BeaverTails"}
+    # Validation rows are named as the evaluation tables name them (SPA_VL_Eval.json -> SPA-VL-Eval).
+    assert {r["data_source"] for r in val} == {"ToxicChat", "HarmImageTest", "SPA-VL-Eval", "BeaverTails"}
     assert {r["extra_info"]["modality"] for r in train} == {"text", "image", "text_image"}
 
 

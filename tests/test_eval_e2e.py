@@ -1,5 +1,6 @@
-"""End to end on the tiny model: the harness over the bundled mini benchmarks (resume included),
-the ``evaluate`` / ``score`` / ``moderate`` commands through the real CLI."""
+"""End to end on the tiny model: ``build-eval`` on the bundled mini benchmarks, the harness over
+what it wrote (resume included), the ``evaluate`` / ``score`` / ``moderate`` commands through the
+real CLI."""
 
 from __future__ import annotations
 
@@ -15,24 +16,25 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from cli.main import main as cli_main
-from evaluation.benchmarks import BENCHMARKS, load_benchmark
+from data_prep.benchmarks import BENCHMARKS
 from evaluation.generations import read_generations
 from evaluation.harness import generate
+from evaluation.loading import load_benchmark
 from evaluation.scoring import score_rows
 from inference import get_backend
 
-MINI = Path(__file__).resolve().parents[1] / "demo" / "sample_data" / "benchmarks"
+@pytest.fixture(scope="module")
+def raw_dir(sample_dir):
+    """The bundled mini benchmarks, in the released files' layout."""
+    return Path(sample_dir) / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def mini_dir(request):
-    try:
-        path = Path(request.getfixturevalue("sample_dir")) / "benchmarks"
-    except ModuleNotFoundError:  # sample.py not written yet: the package folder is the same place
-        path = MINI
-    if not path.is_dir():
-        pytest.skip("mini benchmarks not bundled yet")
-    return path
+def mini_dir(raw_dir, tmp_path_factory):
+    """The evaluation files ``build-eval`` writes from the mini benchmarks (what ``evaluate`` reads)."""
+    out = tmp_path_factory.mktemp("eval_data")
+    assert cli_main(["build-eval", str(raw_dir), "-o", str(out)]) == 0
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +47,38 @@ def test_mini_benchmarks_fail_size_check_without_flag(mini_dir):
         load_benchmark(BENCHMARKS[0], mini_dir)
 
 
-def test_image_root_option_and_missing_images(mini_dir, tmp_path):
+def test_build_eval_keeps_images_next_to_the_files_and_names_benchmarks_as_the_tables_do(mini_dir):
+    spa = [s for s in BENCHMARKS if s.file == "SPA_VL_Eval"]
+    records = load_benchmark(spa[0], mini_dir, allow_size_mismatch=True)
+    assert {r.source for r in records} == {"SPA-VL-Eval"} and all(r.meta["tasks"] == ["prompt", "response"] for r in records)
+    assert all(Path(str(r.images[0])).is_relative_to(mini_dir / "images") for r in records)
+    assert [r.id for r in load_benchmark(spa[1], mini_dir, allow_size_mismatch=True)] == [r.id for r in records]
+
+
+def test_build_eval_image_root_option_and_missing_images(raw_dir, tmp_path, capsys):
     import shutil
 
-    spec = next(s for s in BENCHMARKS if s.name == "HarmImageTest")
-    shutil.copytree(mini_dir / "images" / spec.file, tmp_path / "elsewhere" / spec.file)
-    records = load_benchmark(spec, mini_dir, image_root=tmp_path / "elsewhere", allow_size_mismatch=True)
-    assert all(Path(str(r.images[0])).is_relative_to(tmp_path / "elsewhere") for r in records)
-    with pytest.raises((FileNotFoundError, ValueError), match="hit-0001|image"):
-        load_benchmark(spec, mini_dir, image_root=tmp_path / "empty", allow_size_mismatch=True)
+    shutil.copytree(raw_dir / "images" / "HarmImageTest", tmp_path / "elsewhere" / "HarmImageTest")
+    shutil.copy(raw_dir / "HarmImageTest.json", tmp_path / "HarmImageTest.json")
+    assert cli_main(["build-eval", str(tmp_path), "--image-root", str(tmp_path / "elsewhere"), "-o", str(tmp_path / "ok")]) == 0
+    assert len(list((tmp_path / "ok" / "images").iterdir())) == 4
+    assert cli_main(["build-eval", str(tmp_path), "--image-root", str(tmp_path / "empty"), "-o", str(tmp_path / "bad")]) == 1
+    assert "no image named hit-" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "HarmImageTest.jsonl").exists()  # nothing half-written
+
+
+def test_evaluate_refuses_released_files_with_the_fix(raw_dir):
+    with pytest.raises(FileNotFoundError, match="convert the folder first: guardreasoner-vl build-eval"):
+        load_benchmark(BENCHMARKS[0], raw_dir, allow_size_mismatch=True)
+
+
+def test_loader_refuses_rows_of_another_task(mini_dir, tmp_path):
+    import shutil
+
+    shutil.copy(mini_dir / "HarmBenchResponse.jsonl", tmp_path / "HarmBenchPrompt.jsonl")
+    spec = next(s for s in BENCHMARKS if s.name == "HarmBenchPrompt")
+    with pytest.raises(ValueError, match="belongs to 'HarmBenchResponse'"):
+        load_benchmark(spec, tmp_path, allow_size_mismatch=True)
 
 
 def test_harness_resumes_after_interruption_and_counts_failures(tiny_model_dir, work, tmp_path):
@@ -117,14 +142,14 @@ def test_evaluate_reports_user_errors_in_one_line(tiny_model_dir, mini_dir, tmp_
     assert cli_main(base + ["--data-dir", str(mini_dir), "--benchmarks", "ToxicChat"]) == 1
     assert "has 4 rows, the paper's set has 2853" in capsys.readouterr().err
     assert cli_main(base + ["--data-dir", str(tmp_path), "--benchmarks", "ToxicChat"]) == 1
-    assert "benchmark prompt/ToxicChat: no file found" in capsys.readouterr().err
+    assert "benchmark prompt/ToxicChat: no ToxicChat.jsonl in" in capsys.readouterr().err
     assert cli_main(base + ["--data-dir", str(mini_dir), "--benchmarks", "Nope"]) == 1
     assert "unknown benchmark(s): Nope" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("inputs", [["--text", "How do I bake bread?"], ["--image", "IMG"]], ids=["text", "image"])
-def test_moderate_in_process(tiny_model_dir, mini_dir, inputs, capsys):
-    image = next((mini_dir / "images" / "HarmImageTest").glob("*.png"))
+def test_moderate_in_process(tiny_model_dir, raw_dir, inputs, capsys):
+    image = next((raw_dir / "images" / "HarmImageTest").glob("*.png"))
     inputs = [str(image) if a == "IMG" else a for a in inputs]
     args = ["moderate", "--model", str(tiny_model_dir), "--max-new-tokens", "6", "--device", "cpu"]
     assert cli_main(args + inputs + ["--json"]) == 0
@@ -138,19 +163,18 @@ def test_moderate_in_process(tiny_model_dir, mini_dir, inputs, capsys):
 
 
 @pytest.mark.slow
-def test_moderate_console_script_text_image(tiny_model_dir, mini_dir):
+def test_moderate_console_script_text_image(tiny_model_dir, raw_dir):
     script = Path(sys.executable).with_name("guardreasoner-vl")
-    if not script.exists():
-        pytest.skip("console script not installed in this environment")
-    image = next((mini_dir / "images" / "SPA_VL_Eval").glob("*.png"))
+    assert script.exists(), "the guardreasoner-vl console script is not installed next to this Python"
+    image = next((raw_dir / "images" / "SPA_VL_Eval").glob("*.png"))
     proc = subprocess.run(
         [str(script), "moderate", "--model", str(tiny_model_dir), "--backend", "hf", "--text", "What is this?",
          "--image", str(image), "--response", "A picture.", "--json", "--max-new-tokens", "6", "--device", "cpu"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert isinstance(result["output"], str) and 1 <= result["num_tokens"] <= 6
     missing = subprocess.run([str(script), "moderate", "--model", str(tiny_model_dir), "--image", "/nonexistent.png"],
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+                             capture_output=True, text=True)  # fmt: skip
     assert missing.returncode == 1 and "does not exist" in missing.stderr

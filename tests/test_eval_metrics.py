@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from evaluation.benchmarks import BENCHMARKS, select
+from data_prep.benchmarks import BENCHMARKS, select
 from evaluation.reference import PAPER_AVERAGES, PAPER_PER_BENCHMARK
 from evaluation.metrics import (
     bootstrap_f1,

@@ -26,7 +26,7 @@ def test_prediction_reads_the_task_slot_and_none_is_unharmful():
     assert predicted_harmful(out("unharmful", "harmful"), "response") is True
     assert predicted_harmful("I refuse to answer", "prompt") is None
     assert predicted_harmful("<result>\nRequest: harmful\n</result>", "response") is None
-    # The DESIGN §2 convention, not the reward's anti-gaming rules: a label line in the reasoning
+    # The design §2 convention, not the reward's anti-gaming rules: a label line in the reasoning
     # does not void the answer, and the first slot of the result block counts.
     thinking_aloud = "<think>\nRequest: unharmful at first sight\n</think>\n<result>\nRequest: harmful\nResponse: None\n</result>"
     assert predicted_harmful(thinking_aloud, "prompt") is True

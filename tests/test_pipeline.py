@@ -26,8 +26,7 @@ def _run_pipeline(run_dir: Path, **env: str) -> subprocess.CompletedProcess:
         **env,
     }
     return subprocess.run(
-        ["bash", str(PIPELINE)], cwd=REPO_ROOT, env=full_env, capture_output=True, text=True, timeout=600
-    )
+        ["bash", str(PIPELINE)], cwd=REPO_ROOT, env=full_env, capture_output=True, text=True)
 
 
 def _commands(stdout: str) -> list[list[str]]:
@@ -52,6 +51,8 @@ def dry_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return proc, run_dir
 
 
+# The dry runs below start the launch scripts' config checks, i.e. verl in fresh interpreters.
+@pytest.mark.e2e
 def test_dry_run_runs_every_step_in_order_and_creates_nothing(dry_run):
     proc, run_dir = dry_run
     headers = [line[3:] for line in proc.stdout.splitlines() if line.startswith("== ")]
@@ -60,6 +61,7 @@ def test_dry_run_runs_every_step_in_order_and_creates_nothing(dry_run):
     assert proc.stdout.rstrip().endswith("dry run: nothing was run")
 
 
+@pytest.mark.e2e
 def test_dry_run_checks_every_launched_config(dry_run):
     proc, _ = dry_run
     ok = [line for line in proc.stdout.splitlines() if line.startswith("config ok: ")]
@@ -68,6 +70,7 @@ def test_dry_run_checks_every_launched_config(dry_run):
     assert ok[1].startswith("config ok: grpo (guardreasoner_vl_grpo)")
 
 
+@pytest.mark.e2e
 def test_dry_run_commands_are_the_paper_pipeline(dry_run):
     proc, run_dir = dry_run
     programs = []
@@ -97,6 +100,7 @@ def test_dry_run_commands_are_the_paper_pipeline(dry_run):
     assert grpo_env["TRAIN_FILES"] == str(run_dir / "rl" / "train.parquet")
 
 
+@pytest.mark.e2e
 def test_dry_run_commands_parse_with_the_real_command_lines(dry_run):
     """Every printed guardreasoner-vl command is accepted by its real argument parser."""
     from cli import main as cli
@@ -143,6 +147,7 @@ def test_unknown_step_is_an_error(tmp_path):
     assert "unknown step 'rlhf'" in proc.stderr
 
 
+@pytest.mark.e2e
 def test_dry_run_fails_when_a_launch_config_does_not_validate(tmp_path):
     # 192 samples per step cannot be split over 5 GPUs: caught before anything would launch.
     proc = _run_pipeline(tmp_path / "run", DRY_RUN="1", STEPS="sft", GPUS_PER_NODE="5")

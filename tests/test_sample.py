@@ -145,6 +145,7 @@ def test_module_entry_point_writes_a_sample(tmp_path):
     assert {p.name for p in out.iterdir()} == {"text.json", "image.json", "text_image.json", "images"}
 
 
+@pytest.mark.e2e
 def test_sample_ships_as_package_data(tmp_path):
     """``pip install --no-deps --target`` of the project carries sample_data, found via SAMPLE_DIR."""
     # Build from a copy: pip builds in-tree and would leave build/ in the checkout.

@@ -462,7 +462,7 @@ def test_check_trace_codes():
         "": "empty",
         "<result>\nRequest: harmful\nResponse: None\n</result>": "grammar",
         "<think>x</think><result>Request: harmful / unharmful\nResponse: None</result>": "unreadable_labels",
-        "<think>\nRequest: unharmful\n</think><result>Request: harmful\nResponse: None</result>": "unreadable_labels",
+        "<think>x</think><result>Request: harmful\nRequest: unharmful\nResponse: None</result>": "unreadable_labels",
         oracle_trace("unharmful", "none"): "wrong_request_label",
         oracle_trace("harmful", "harmful"): "wrong_response_label",
         "<think> </think><result>Request: harmful\nResponse: None</result>": "empty_reasoning",

@@ -1,4 +1,4 @@
-"""Reasoning-trace synthesis through any OpenAI-compatible chat-completions API (issue 6).
+"""Reasoning-trace synthesis through any OpenAI-compatible chat-completions API.
 
 ``guardreasoner-vl synthesize`` (:mod:`.command`) turns labelled records into records whose
 ``reasoning`` is a validated guard output (``<think>…</think><result>…</result>``), ready for the

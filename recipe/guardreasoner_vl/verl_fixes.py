@@ -5,6 +5,12 @@ They are applied by the ``verl.plugins`` entry point (:mod:`recipe.guardreasoner
 every verl process, lazily: nothing is imported until verl itself imports the patched module, so
 ``import verl`` costs the same. Set ``GUARDREASONER_VERL_FIXES=0`` to turn them off.
 
+Because they change verl for every run in the environment, they are guarded twice: they apply only
+with the verl and transformers versions they were written and tested for (:data:`WRITTEN_FOR`; any
+other version logs a warning saying so and leaves verl untouched, ``GUARDREASONER_VERL_FIXES=force``
+applies them anyway), and a fix whose target function no longer has the expected signature is
+skipped with a warning.
+
 1. **Text-only micro-batches of Qwen2-VL / Qwen2.5-VL crash under transformers 5.**
    ``verl/models/transformers/qwen2_vl.py::_get_input_embeds`` runs a dummy vision pass on a
    micro-batch without images (so every FSDP rank's vision tower takes part in the step) and calls
@@ -19,23 +25,59 @@ every verl process, lazily: nothing is imported until verl itself imports the pa
 from __future__ import annotations
 
 import importlib.abc
+import importlib.metadata
 import importlib.util
+import inspect
 import logging
 import os
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 logger = logging.getLogger(__name__)
 
 ENV_SWITCH = "GUARDREASONER_VERL_FIXES"
+#: The package versions the fixes were written and tested for (the recipe's pins: verl 0.9.1 with
+#: its supported transformers range).
+WRITTEN_FOR: Mapping[str, str] = {"verl": "==0.9.1", "transformers": ">=5.5.3,<5.11"}
 _QWEN2_VL_MODULE = "verl.models.transformers.qwen2_vl"
 _FIXED_MARK = "_guardreasoner_fixed"
+#: Parameters of verl 0.9.1's ``_get_input_embeds``, in order: the fix replaces exactly this function.
+_INPUT_EMBEDS_PARAMS = (
+    "model", "input_ids", "attention_mask", "pixel_values", "pixel_values_videos", "image_grid_thw", "video_grid_thw",
+)
+
+
+def version_mismatches(written_for: Optional[Mapping[str, str]] = None) -> list[str]:
+    """``"verl 0.10.0 (fixes written for ==0.9.1)"`` for every package outside its range (default: :data:`WRITTEN_FOR`)."""
+    problems = []
+    for package, spec in (WRITTEN_FOR if written_for is None else written_for).items():
+        try:
+            installed = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            problems.append(f"{package} not installed (fixes written for {spec})")
+            continue
+        if Version(installed) not in SpecifierSet(spec):
+            problems.append(f"{package} {installed} (fixes written for {spec})")
+    return problems
 
 
 def fix_qwen2_vl_text_only_embeds(module: Any) -> None:
-    """Replace ``module._get_input_embeds`` with a version whose text-only branch works (idempotent)."""
+    """Replace ``module._get_input_embeds`` with a version whose text-only branch works (idempotent).
+
+    Skipped, with a warning, when verl's function no longer takes the parameters it was written for.
+    """
     original = module._get_input_embeds
     if getattr(original, _FIXED_MARK, False):
+        return
+    params = tuple(inspect.signature(original).parameters)
+    if params != _INPUT_EMBEDS_PARAMS:
+        logger.warning(
+            "guardreasoner_vl: %s._get_input_embeds%s is not the function the text-only fix replaces %s; "
+            "fix not applied", module.__name__, params, _INPUT_EMBEDS_PARAMS,
+        )
         return
     import torch
     from verl.utils.transformers_compat import unpack_visual_output
@@ -106,9 +148,22 @@ def when_imported(name: str, callback: Callable[[Any], None]) -> None:
         sys.meta_path.insert(0, _RunAfterImport(name, callback))
 
 
-def apply() -> None:
-    """Install every fix (lazily). Called by the plugin in every verl process."""
-    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+def apply() -> bool:
+    """Install every fix (lazily) unless switched off or the versions differ; returns whether installed.
+
+    Called by the plugin in every verl process.
+    """
+    switch = os.environ.get(ENV_SWITCH, "1").strip().lower()
+    if switch in ("0", "false", "no", "off"):
         logger.info("%s=0: verl fixes not applied", ENV_SWITCH)
-        return
+        return False
+    mismatches = version_mismatches()
+    if mismatches and switch != "force":
+        logger.warning(
+            "guardreasoner_vl: verl fixes not applied: %s. Check whether this verl still has the bugs "
+            "(recipe/guardreasoner_vl/verl_fixes.py lists them); %s=force applies the fixes anyway.",
+            "; ".join(mismatches), ENV_SWITCH,
+        )
+        return False
     when_imported(_QWEN2_VL_MODULE, fix_qwen2_vl_text_only_embeds)
+    return True
