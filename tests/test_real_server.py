@@ -50,9 +50,10 @@ DOCS = {name: REPO / "docs" / f"{name}.md" for name in ("evaluation", "synthesis
 SERVE = "transformers serve {model} --host 127.0.0.1 --port {port} --device cpu"
 EVALUATE = (
     "guardreasoner-vl evaluate --backend openai --server-kind transformers --base-url http://127.0.0.1:{port}/v1 "
-    "--model {model} --data-dir demo/sample_data/benchmarks --benchmarks ToxicChat HarmImageTest SPA-VL-Eval "
+    "--model {model} --data-dir {data} --benchmarks ToxicChat HarmImageTest SPA-VL-Eval "
     "-o {out} --allow-size-mismatch --max-new-tokens 32"
 )
+BUILD_EVAL = "guardreasoner-vl build-eval demo/sample_data/benchmarks -o {data}"
 MODERATE = (
     "guardreasoner-vl moderate --backend openai --server-kind transformers --base-url http://127.0.0.1:{port}/v1 "
     "--model {model} --image {image} --text 'What is this?' --json --max-new-tokens 32"
@@ -69,7 +70,8 @@ SYNTHESIZE = (
 DOC_EXAMPLES = {
     "evaluation": [
         (SERVE, {"model": "/tmp/tiny", "port": 8000}),
-        (EVALUATE, {"model": "/tmp/tiny", "port": 8000, "out": "/tmp/eval-served"}),
+        (BUILD_EVAL, {"data": "/tmp/eval_data"}),
+        (EVALUATE, {"model": "/tmp/tiny", "port": 8000, "data": "/tmp/eval_data", "out": "/tmp/eval-served"}),
         (MODERATE, {"model": "/tmp/tiny", "port": 8000, "image": "cat.png"}),
         (MINE, {"model": "/tmp/tiny", "port": 8000, "input": "demo/sample_data/vltrain", "out": "/tmp/mine-served"}),
     ],
@@ -224,9 +226,11 @@ def test_the_docs_show_the_commands_tested_here():
 # ------------------------------------------------------------------------------------------ evaluate
 def test_evaluate_text_and_image_benchmarks(served, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(REPO)  # the docs' relative paths (demo/sample_data/...) are from the repository root
-    out = tmp_path / "eval"
+    data, out = tmp_path / "eval_data", tmp_path / "eval"
+    code, _, stderr = run_cli(BUILD_EVAL, capsys, data=data)
+    assert code == 0, stderr
     with tapped(served) as (url, tap):
-        code, stdout, stderr = run_cli(EVALUATE, capsys, port=_port(url), model=served.model, out=out)
+        code, stdout, stderr = run_cli(EVALUATE, capsys, port=_port(url), model=served.model, data=data, out=out)
     assert code == 0, stderr
     rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
     # complete: every sample of the three benchmarks (SPA-VL-Eval counts for both tasks), once
