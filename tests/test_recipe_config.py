@@ -285,7 +285,8 @@ def _script_overrides(env: dict[str, str], *args: str, cwd: Path = REPO_ROOT) ->
         ({"MODEL_SIZE": "3b", "VARIANT": "eco"}, "guardreasoner_vl_eco_grpo", "grpo-eco-3b"),
         ({"MODEL_SIZE": "7b", "VARIANT": "eco"}, "guardreasoner_vl_eco_grpo", "grpo-eco-7b"),
         ({"MODEL_SIZE": "7b", "NNODES": "2", "GPUS_PER_NODE": "8"}, "guardreasoner_vl_grpo", "grpo-standard-7b"),
-        ({"DEVICE": "cpu"}, "guardreasoner_vl_grpo", "grpo-standard-3b"),
+        # DEVICE=cpu asks the CPU backend for its overrides: verl in a fresh interpreter.
+        pytest.param({"DEVICE": "cpu"}, "guardreasoner_vl_grpo", "grpo-standard-3b", marks=pytest.mark.e2e),
     ],
     ids=["3b", "7b", "eco-3b", "eco-7b", "multi-node-7b", "cpu"],
 )
@@ -344,6 +345,7 @@ def test_ablation_presets_compose_validate_and_change_only_their_part(ablation, 
         assert cfg.trainer.val_before_train is True  # the validation of the R-SFT model is all that runs
 
 
+@pytest.mark.e2e  # runs the launch script's config check: verl in a fresh interpreter
 def test_ablation_preset_passes_the_launch_config_check():
     proc = subprocess.run(
         ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
@@ -471,6 +473,7 @@ def test_sft_memory_default_and_bad_values():
         assert proc.returncode == 2 and f"{var} must be auto, True or False, got 'yes'" in proc.stderr
 
 
+@pytest.mark.e2e  # runs the launch script's config check: verl in a fresh interpreter
 def test_check_config_full_checks_this_machine(tmp_path):
     proc = subprocess.run(
         ["bash", str(REPO_ROOT / "examples" / "grpo" / "run_grpo.sh")],
