@@ -1,7 +1,11 @@
 """GuardReasoner-VL on verl: a reasoning guard for vision-language models, as a verl 0.9.1 plugin.
 
-Install for a CPU (tests, demo):   pip install -r requirements/cpu.txt -e .
-Install on a GPU host:             pip install -e ".[gpu]"
+Install anywhere:                  pip install .          (everything the recipe imports; CPU-only runs)
+Install for a CPU, pinned (CI):    pip install -r requirements/cpu.txt -e .
+Install on a GPU host (3 steps, docs/gpu_guide.md#install, exact set in requirements/gpu.txt):
+    pip install -c requirements/gpu.txt torch torchvision torchaudio
+    pip install -c requirements/gpu.txt --no-build-isolation flash-attn
+    pip install -c requirements/gpu.txt -e ".[gpu]"
 """
 
 from setuptools import find_packages, setup
@@ -23,12 +27,18 @@ setup(
         "demo": ["sample_data/**/*", "sample_data/*"],
         "data_prep": ["templates/*"],
     },
-    # Loose lower bounds only: exact CPU pins live in requirements/cpu*.txt so they never fight
-    # a GPU install (verl's GPU extras pin their own torch).
+    # Loose bounds only: exact pins live in requirements/ (cpu*.txt, gpu.txt) so they never fight an
+    # install. verl's runtime extra (verl-core) brings what verl imports at module level in the driver and
+    # in every worker (TransferQueue, pyzmq, fastapi, uvicorn, nvtx, ...); plain verl does not.
     install_requires=[
-        "verl==0.9.1",
+        "verl[verl-core]==0.9.1",
+        "torch",
         "transformers>=5.5.3,<5.11",
         "ray",
+        "psutil",
+        "numpy",
+        "omegaconf",
+        "tensordict",
         "pandas",
         "pyarrow",
         "pillow",
@@ -42,8 +52,10 @@ setup(
     ],
     extras_require={
         "test": ["pytest", "pytest-timeout", "hypothesis"],
-        # verl 0.9.1's own GPU pins (verl[vllm,fsdp]): vLLM rollout, flash-attn, CUDA torch.
-        "gpu": ["verl[vllm,fsdp]==0.9.1"],
+        # verl 0.9.1's vLLM extra: vLLM 0.24 and the CUDA torch 2.11 it pins. Not verl's fsdp extra: it pins
+        # flash-attn, which PyPI has only as source whose build needs torch first, so pip's isolated build
+        # fails; flash-attn is installed in its own step (docs/gpu_guide.md#install).
+        "gpu": ["verl[vllm]==0.9.1"],
     },
     entry_points={
         "console_scripts": ["guardreasoner-vl=cli.main:main"],

@@ -1,7 +1,8 @@
 """Print the dynamic clip ratio the actor uses at each step 1..S, one value per line.
 
 The schedules are those of the GRPO recipe (``guardreasoner.clip_schedule.{name,eps0,floor}``):
-``product`` is the paper's B_s = eps0 * prod_{i<=s} (S - i) / S; see docs/recipe.md.
+``product`` is the paper's B_s = eps0 * prod_{i<=s} (S - i) / S; the default floor (0.01) keeps the last
+step a real PPO step, ``--floor 0`` prints the paper's formula; see docs/recipe.md.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="schedule name (default: product, the paper's)",
     )
     parser.add_argument("--eps0", type=float, default=DEFAULT_EPS0, help="initial clip ratio (default: 0.2)")
-    parser.add_argument("--floor", type=float, default=DEFAULT_FLOOR, help="lower bound on the ratio (default: 0.0)")
+    parser.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
+                        help=f"lower bound on the ratio (default: {DEFAULT_FLOOR}; 0 = the paper's formula)")
     parser.epilog = (
         "examples:\n"
         "  guardreasoner-vl clip-schedule --total-steps 10\n"
+        "  guardreasoner-vl clip-schedule --total-steps 10 --floor 0    # the paper's formula: 0 at the last step\n"
         "  guardreasoner-vl clip-schedule --total-steps 100 --schedule cosine --floor 0.02\n"
         "\nOne value per line, for steps 1..S (the value used by the actor update of that step)."
     )

@@ -1,6 +1,10 @@
-"""Safety-aware concatenation of sample pairs into a records JSONL (docs/design.md §5).
+"""Safety-aware concatenation of sample pairs into a records JSONL (docs/design.md §5); then build-rl.
 
-Writes the input records followed by the new concatenations (or only the new ones with
+Every input record is first validated as build-rl will (both labels, the transcript, every image
+decodes). A bad record stops the command naming its row, field and image file (--on-error raise),
+or is dropped and counted (--on-error skip, never a hard failure); pairs are drawn only from the
+records that passed, and there are exactly round(N * fraction / (1 - fraction)) of them for N valid
+records. Writes the valid records followed by the new concatenations (or only the new ones with
 --only-new); concatenated images are saved under <output folder>/images/.
 """
 
@@ -12,11 +16,13 @@ from collections import Counter
 from pathlib import Path
 
 from cli.options import add_input_arguments, error_policy, iter_inputs, progress
-from data_prep.concat import DEFAULT_FRACTION, LAYOUTS, concatenate
+from data_prep.concat import DEFAULT_FRACTION, LAYOUTS, concatenate, valid_parents
 from data_prep.records_io import write_records
 
 EXAMPLES = """examples:
   guardreasoner-vl concat runs/split/train.jsonl -o runs/concat/train.jsonl --fraction 0.2 --seed 0
+  guardreasoner-vl build-rl runs/concat/train.jsonl -o data/rl/train.parquet
+  guardreasoner-vl concat corpus.jsonl -o /tmp/concat.jsonl --on-error skip   # drop rows with a bad image
   guardreasoner-vl concat runs/split/train.jsonl -o runs/concat/extra.jsonl --count 100 --only-new --layout vertical
 """
 
@@ -35,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     policy = error_policy(args)
-    originals = list(iter_inputs(args, policy))
+    originals = valid_parents(progress(iter_inputs(args, policy), "validate"), policy)
     new = concatenate(originals, fraction=args.fraction, count=args.count, seed=args.seed, layout=args.layout)
     made = Counter()
 

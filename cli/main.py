@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 COMMANDS: dict[str, str] = {
     # data (data_prep)
     "build-sft": "write R-SFT parquet for verl's MultiTurnSFTDataset",
-    "check-sft-lengths": "measure SFT rows with verl's tokenization; drop rows over max_length",
+    "check-sft-lengths": "measure SFT rows with verl's tokenization; drop or prompt-truncate rows over max_length",
     "export-llamafactory": "export a LLaMA-Factory sharegpt dataset",
     "synthesize": "write reasoning traces through an OpenAI-compatible API",
     "split": "sample the RL pool and split it train/val",

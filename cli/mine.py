@@ -53,5 +53,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  rows {summary.rows} (generated now {summary.generated}, resumed {summary.resumed}), "
           f"skipped {policy.num_skipped}" + (f" {dict(policy.skipped)}" if policy.skipped else ""))
     print(f"  kept {summary.kept} -> {out / 'pool.jsonl'}")
+    if report["truncated_outputs"]:
+        print(f"  answers cut at the token limit: {report['truncated_outputs']} of {report['outputs']} "
+              "(counted as wrong; raise --max-new-tokens if that is many)")  # fmt: skip
+    if report["refused"]:
+        print(f"  rows refused, prompt too long for the model's context: {report['refused']} (not kept)")
     print(f"  by modality: {json.dumps(report['by_modality'])}")
     return 0

@@ -47,4 +47,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"Response: {result['response'] or 'unparsed'}")
     if not result["format_ok"]:
         print("(the output does not follow the <think>…</think><result>…</result> format)")
+    if result["finish_reason"] == "length":
+        print(f"(cut off at --max-new-tokens {args.max_new_tokens})")
     return 0

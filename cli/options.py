@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, TypeVar
 
+from data_prep.chat_request import SERVER_KINDS
 from data_prep.errors import ON_ERROR_CHOICES, ErrorPolicy
 from data_prep.readers import FORMATS, parse_mapping, read_any
 from data_prep.record import GuardRecord
-from data_prep.writers import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, DEFAULT_MIN_PIXELS, ImageOptions, WriteSummary
+from data_prep.writers import DEFAULT_MAX_SIDE, ImageOptions, WriteSummary
 from evaluation.metrics import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from inference.base import BACKEND_NAMES, DEFAULT_MAX_NEW_TOKENS, InferenceBackend, get_backend
 
@@ -38,12 +39,16 @@ def add_error_argument(parser: argparse.ArgumentParser) -> None:
                         help="bad row: stop with its id and field (raise, default) or count it and go on (skip)")
 
 
-def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+def add_image_arguments(
+    parser: argparse.ArgumentParser, *, defaults: ImageOptions = ImageOptions(), why: str = "1280 visual tokens"
+) -> None:
+    """Image options; ``defaults`` gives the command's pixel budget (RL: :class:`ImageOptions`'s, R-SFT:
+    ``SFT_IMAGE_OPTIONS``) and ``why`` the reason shown in ``--help``."""
     group = parser.add_argument_group("images")
-    group.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                       help=f"per-image pixel budget for the processor (default: {DEFAULT_MAX_PIXELS} = 1280 visual tokens)")
-    group.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS,
-                       help=f"per-image minimum pixels (default: {DEFAULT_MIN_PIXELS})")
+    group.add_argument("--max-pixels", type=int, default=defaults.max_pixels,
+                       help=f"per-image pixel budget for the processor (default: {defaults.max_pixels}, {why})")
+    group.add_argument("--min-pixels", type=int, default=defaults.min_pixels,
+                       help=f"per-image minimum pixels (default: {defaults.min_pixels})")
     group.add_argument("--max-image-side", type=int, default=DEFAULT_MAX_SIDE,
                        help=f"shrink stored images whose longer side exceeds this (default: {DEFAULT_MAX_SIDE}; 0 = never)")
     group.add_argument("--image-format", default="png", choices=("png", "jpeg"),
@@ -102,6 +107,14 @@ def print_summary(summary: WriteSummary, *, title: str) -> None:
     if summary.by_modality:
         print(f"  by modality: {json.dumps(dict(summary.by_modality))}")
 
+def add_server_kind_argument(group: Any, *, prefix: str = "") -> None:
+    """``--server-kind``: the request form an OpenAI-compatible server honours (synthesize, --backend openai)."""
+    group.add_argument("--server-kind", choices=SERVER_KINDS, default="auto",
+                       help=f"{prefix}the request form the server honours (token limit, sampling fields): openai "
+                            "(the official API), vllm (vLLM, SGLang), transformers (`transformers serve`). "
+                            "Default: auto = openai for api.openai.com, else vllm")  # fmt: skip
+
+
 def add_backend_arguments(
     parser: argparse.ArgumentParser,
     *,
@@ -130,13 +143,18 @@ def add_backend_arguments(
     group.add_argument("--device", default="auto", help="hf: cuda, cpu or auto. Default: auto")
     group.add_argument("--dtype", default="auto", help="hf/vllm: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
     group.add_argument("--max-pixels", type=int, default=max_pixels,
-                       help="hf/vllm: cap image pixels (fewer visual tokens). Default: "
+                       help="cap image pixels (fewer visual tokens): hf/vllm hand it to the processor, openai "
+                            "shrinks images to it before sending. Default: "
                             + ("the processor's setting" if max_pixels is None else str(max_pixels)))  # fmt: skip
     group.add_argument("--base-url", default=None,
                        help="openai: server URL. Default: $OPENAI_BASE_URL or http://127.0.0.1:8000/v1 "
                             "(the key is read from $OPENAI_API_KEY)")  # fmt: skip
+    add_server_kind_argument(group, prefix="openai: ")
     group.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight. Default: 16")
     group.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model. Default: 1")
+    group.add_argument("--max-model-len", type=int, default=None,
+                       help="vllm: context length. Default: sized from --max-pixels and --max-new-tokens "
+                            "(a longer prompt is refused alone, never the batch)")  # fmt: skip
 
 
 def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,17 +168,22 @@ def add_scoring_arguments(parser: argparse.ArgumentParser) -> None:
 
 def backend_from_args(args: argparse.Namespace, *, batch_size: int = 8) -> InferenceBackend:
     """Build the chosen backend with only the options it takes."""
-    if args.base_url and args.backend != "openai":
-        raise ValueError("--base-url is only for --backend openai")
+    only = {"--base-url": ("openai", args.base_url), "--server-kind": ("openai", args.server_kind != "auto"),
+            "--max-model-len": ("vllm", args.max_model_len)}  # fmt: skip
+    for option, (backend, given) in only.items():
+        if given and args.backend != backend:
+            raise ValueError(f"{option} is only for --backend {backend}")
     options: dict[str, Any]
     if args.backend == "hf":
         options = {"model_path": args.model, "device": args.device, "dtype": args.dtype,
                    "batch_size": batch_size, "max_pixels": args.max_pixels}  # fmt: skip
     elif args.backend == "openai":
-        options = {"model": args.model, "base_url": args.base_url, "concurrency": args.concurrency}
+        options = {"model": args.model, "base_url": args.base_url, "server_kind": args.server_kind,
+                   "concurrency": args.concurrency, "max_pixels": args.max_pixels}  # fmt: skip
     else:
         options = {"model_path": args.model, "tensor_parallel_size": args.tensor_parallel_size,
-                   "max_pixels": args.max_pixels, "dtype": args.dtype}  # fmt: skip
+                   "max_pixels": args.max_pixels, "dtype": args.dtype, "max_model_len": args.max_model_len,
+                   "max_new_tokens": args.max_new_tokens}  # fmt: skip
     return get_backend(args.backend, **options)
 
 

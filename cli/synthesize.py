@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from cli.main import CLIError
-from cli.options import add_input_arguments, error_policy, iter_inputs
+from cli.options import add_input_arguments, add_server_kind_argument, error_policy, iter_inputs
 
 EXAMPLES = """examples:
   # GPT-4o (the paper's synthesizer); key from the environment
@@ -29,6 +29,10 @@ EXAMPLES = """examples:
   # any OpenAI-compatible server, e.g. vLLM on this machine (no key needed)
   guardreasoner-vl synthesize labelled.jsonl -o traces.jsonl --base-url http://127.0.0.1:8000/v1 \\
       --model Qwen/Qwen2.5-VL-72B-Instruct --price-input 0 --price-output 0
+
+  # a local `transformers serve` (CPU dry run with the tiny model)
+  guardreasoner-vl synthesize labelled.jsonl -o traces.jsonl --base-url http://127.0.0.1:8000/v1 \\
+      --server-kind transformers --model /tmp/tiny --max-new-tokens 32 --price-input 0 --price-output 0
 
   # look at the rendered prompt of the first record before paying for anything
   guardreasoner-vl synthesize labelled.jsonl -o traces.jsonl --template my_prompt.txt --show-prompt
@@ -54,12 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"seconds between fsyncs of the output (default: {d.fsync_interval:g}; 0 = every line)")
     api = parser.add_argument_group("API")
     api.add_argument("--base-url", default=OPENAI_BASE_URL, help=f"chat-completions endpoint (default: {OPENAI_BASE_URL})")
+    add_server_kind_argument(api)
     api.add_argument("--model", default=d.model, help=f"model name (default: {d.model}, as in the paper)")
     api.add_argument("--template", type=Path, default=None,
                      help="prompt template file (default: the shipped data_prep/templates/synthesis_prompt.txt)")
     api.add_argument("--temperature", type=float, default=d.temperature, help=f"sampling temperature (default: {d.temperature:g})")
     api.add_argument("--max-new-tokens", type=int, default=d.max_tokens,
-                     help=f"max_completion_tokens per trace (default: {d.max_tokens})")
+                     help=f"token limit per trace, sent as the server's kind honours it (default: {d.max_tokens})")
     api.add_argument("--image-detail", default=d.image_detail, choices=IMAGE_DETAILS,
                      help=f"image_url detail (default: {d.image_detail})")
     api.add_argument("--http-backend", default=d.http_backend, choices=HTTP_BACKENDS,
@@ -156,7 +161,8 @@ def _show_prompt(records, template, settings) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.synthesize.engine import OPENAI_BASE_URL, Redactor, SynthesisSettings, synthesize_async
+    from data_prep.chat_request import Redactor
+    from data_prep.synthesize.engine import OPENAI_BASE_URL, SynthesisSettings, synthesize_async
     from data_prep.synthesize.pricing import resolve_price
     from data_prep.synthesize.retry import FatalAPIError, RetryPolicy
     from data_prep.synthesize.template import PromptTemplate
@@ -164,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     settings = SynthesisSettings(
         model=args.model,
         base_url=args.base_url,
+        server_kind=args.server_kind,
         temperature=args.temperature,
         max_tokens=args.max_new_tokens,
         max_attempts=args.max_attempts,

@@ -6,20 +6,24 @@ The guard must then find one harmful part hidden among benign ones, which plain 
 
 The row functions (:func:`merge_labels`, :func:`join_transcripts`, :func:`concat_images`,
 :func:`concat_pair`) are pure; :func:`concatenate` draws the pairs with a seeded RNG, so the same
-inputs and seed always give the same samples.
+inputs and seed always give the same samples. Pairs are drawn only from records that passed
+validation (:func:`valid_parents`): a corrupt image is skipped or reported once, before any pair
+is drawn, so it can neither stop a ``--on-error skip`` run nor cost a concatenation.
 """
 
 from __future__ import annotations
 
 import random
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 from PIL import Image
 
+from data_prep.errors import ErrorPolicy
 from data_prep.images import encode_image, fit_within, load_image
 from data_prep.prompt import IMAGE_PLACEHOLDER
 from data_prep.record import GuardRecord
 from data_prep.transcript import TRANSCRIPT_META_KEY, record_transcript
+from data_prep.writers import validate_rl_record
 from rewards.grammar import HARMFUL, NO_RESPONSE, UNHARMFUL, normalize_label
 
 #: The concatenated image is shrunk to fit this box (the released code's 1024x1024).
@@ -108,6 +112,15 @@ def concat_pair(a: GuardRecord, b: GuardRecord, *, new_id: str, layout: str = "h
     )
 
 
+def valid_parents(records: Iterable[GuardRecord], policy: ErrorPolicy) -> list[GuardRecord]:
+    """The records that would make RL rows (:func:`data_prep.writers.validate_rl_record`), in order.
+
+    A bad record is raised or skipped and counted by ``policy``, like every bad row: concatenation
+    then draws its pairs (and counts its share) from the valid records only.
+    """
+    return [record for record in records if policy.call(validate_rl_record, record) is not None]
+
+
 def num_concatenations(num_records: int, fraction: float) -> int:
     """How many concatenations make them ``fraction`` of the result: round(N * f / (1 - f))."""
     if not 0.0 <= fraction < 1.0:
@@ -127,6 +140,7 @@ def concatenate(
     """Yield new concatenated records drawn from random pairs of ``records`` (originals not included).
 
     Lazy: one concatenated image is in memory at a time, so thousands of pairs stream into a writer.
+    ``records`` must be valid (:func:`valid_parents`): a parent whose image fails here stops the run.
 
     Parameters
     ----------

@@ -7,7 +7,8 @@ Every image that reaches a training or evaluation file goes through :func:`load_
 - EXIF orientation is applied (``ImageOps.exif_transpose``), so a phone photo is upright;
 - any mode becomes RGB; transparency (RGBA, LA, P with a transparent colour) is composited on
   white, because a transparent pixel decoded as black would change what the guard sees;
-- a missing or corrupt file raises :class:`~data_prep.errors.RowError` naming the row and field.
+- a missing or corrupt file raises :class:`~data_prep.errors.RowError` naming the row, the field and
+  the image file (or "image bytes (N bytes)" for an image that never was a file).
 
 :func:`prepare_image` adds the parquet step: shrink to fit a box, and keep the original bytes when
 nothing had to change (a PNG/JPEG that is already RGB, upright and small enough), which avoids a
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,37 +52,62 @@ class PreparedImage:
     reencoded: bool
 
 
-def _open(source: ImageSource, *, row_id: str, field: str, root: Optional[Path]) -> tuple[Image.Image, Optional[bytes]]:
-    """Open lazily (header only); also return the raw bytes when the source had them."""
-    raw: Optional[bytes] = None
+# Pillow names an in-memory source by its repr ("cannot identify image file <_io.BytesIO object at 0x…>").
+_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A lazily opened image (header only), its raw bytes when the source had them, and what to call it."""
+
+    image: Image.Image
+    raw: Optional[bytes]
+    #: the file path, or "image bytes (N bytes)": named in every error about this image
+    name: str
+
+
+def _error_text(err: BaseException, name: str) -> str:
+    """Pillow's message with the in-memory buffer replaced by the image's name."""
+    return _BUFFER_REPR.sub(name, str(err)) or type(err).__name__
+
+
+def _open(source: ImageSource, *, row_id: str, field: str, root: Optional[Path]) -> _Opened:
+    """Open lazily (header only); also keep the raw bytes and the source's name (path) for errors."""
     if isinstance(source, Image.Image):
-        return source, None
+        return _Opened(source, None, "in-memory image")
+    path_name: Optional[str] = None
     if isinstance(source, dict):  # Hugging Face Image feature / verl image dict
+        path_name = str(source["path"]) if source.get("path") else None
         if source.get("bytes") is not None:
             source = source["bytes"]
-        elif source.get("path"):
+        elif path_name:
             source = source["path"]
         else:
             raise RowError(row_id, field, "missing image", "image dict has neither 'bytes' nor 'path'")
     if isinstance(source, (bytes, bytearray)):
         raw = bytes(source)
+        name = path_name or f"image bytes ({len(raw)} bytes)"
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_absolute() and root is not None:
             path = Path(root) / path
         if not path.is_file():
             raise RowError(row_id, field, "missing image", f"image file not found: {path}")
-        raw = path.read_bytes()
+        raw, name = path.read_bytes(), str(path)
     else:
         raise RowError(row_id, field, "bad image", f"unsupported image value of type {type(source).__name__}")
     try:
         with warnings.catch_warnings():  # the size is checked explicitly in _decode, with the row named
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(raw)), raw
+            return _Opened(Image.open(io.BytesIO(raw)), raw, name)
     except Image.DecompressionBombError as err:
-        raise RowError(row_id, field, "image too large", f"refused as a decompression bomb: {err}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise RowError(row_id, field, "corrupt image", f"cannot read image: {err}") from None
+        raise RowError(row_id, field, "image too large", f"{name}: refused as a decompression bomb: {err}") from None
+    except UnidentifiedImageError:
+        raise RowError(
+            row_id, field, "corrupt image", f"cannot read image {name}: not a known image format, or corrupt"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise RowError(row_id, field, "corrupt image", f"cannot read image {name}: {_error_text(err, name)}") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -119,18 +146,19 @@ def load_image(
     max_pixels : int, default=MAX_IMAGE_PIXELS
         Larger images are refused before decoding (decompression-bomb guard).
     """
-    image, _ = _open(source, row_id=row_id, field=field, root=root)
-    return _decode(image, row_id=row_id, field=field, max_pixels=max_pixels)
+    return _decode(_open(source, row_id=row_id, field=field, root=root), row_id=row_id, field=field,
+                   max_pixels=max_pixels)
 
 
-def _decode(image: Image.Image, *, row_id: str, field: str, max_pixels: int) -> Image.Image:
+def _decode(opened: _Opened, *, row_id: str, field: str, max_pixels: int) -> Image.Image:
+    image, name = opened.image, opened.name
     width, height = image.size
     if width <= 0 or height <= 0:
-        raise RowError(row_id, field, "corrupt image", f"image has an empty size {width}x{height}")
+        raise RowError(row_id, field, "corrupt image", f"image {name} has an empty size {width}x{height}")
     if width * height > max_pixels:
         raise RowError(
             row_id, field, "image too large",
-            f"image is {width}x{height} = {width * height} pixels, above the limit of {max_pixels} "
+            f"image {name} is {width}x{height} = {width * height} pixels, above the limit of {max_pixels} "
             "(possible decompression bomb)",
         )
     try:
@@ -139,9 +167,9 @@ def _decode(image: Image.Image, *, row_id: str, field: str, max_pixels: int) -> 
             image.load()
             image = ImageOps.exif_transpose(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise RowError(row_id, field, "image too large", f"refused as a decompression bomb: {err}") from None
+        raise RowError(row_id, field, "image too large", f"{name}: refused as a decompression bomb: {err}") from None
     except (OSError, SyntaxError, ValueError) as err:  # truncated data, bad chunks, bad EXIF
-        raise RowError(row_id, field, "corrupt image", f"cannot decode image: {err}") from None
+        raise RowError(row_id, field, "corrupt image", f"cannot decode image {name}: {_error_text(err, name)}") from None
     return to_rgb(image)
 
 
@@ -185,10 +213,9 @@ def prepare_image(
     The source bytes are kept unchanged when they are already PNG/JPEG, RGB, without an EXIF
     rotation, and within ``max_side``; otherwise the normalised image is encoded as ``fmt``.
     """
-    opened, raw = _open(source, row_id=row_id, field=field, root=root)
-    source_format = opened.format
-    rotated = _exif_orientation(opened) not in (None, 1)
-    mode = opened.mode
+    opened = _open(source, row_id=row_id, field=field, root=root)
+    raw, source_format, mode = opened.raw, opened.image.format, opened.image.mode
+    rotated = _exif_orientation(opened.image) not in (None, 1)
     image = _decode(opened, row_id=row_id, field=field, max_pixels=max_pixels)
     resized = False
     if max_side is not None and max(image.size) > max_side:
@@ -208,5 +235,4 @@ def _exif_orientation(image: Image.Image) -> Optional[int]:
 
 def image_size(source: Any, *, row_id: str, field: str = "images[0]", root: Optional[Path] = None) -> tuple[int, int]:
     """``(width, height)`` from the header only (cheap; used for token estimates)."""
-    image, _ = _open(source, row_id=row_id, field=field, root=root)
-    return image.size
+    return _open(source, row_id=row_id, field=field, root=root).image.size

@@ -151,7 +151,7 @@ def _vltrain_row(row_id: str, row: Any, *, source: str, root: Path) -> GuardReco
             row_id, "images", "image count mismatch",
             f"{len(images)} image(s) for {parsed.num_images} <image> placeholder(s) in the transcript",
         )
-    verdict = parse_verdict(target, strict=False)
+    verdict = parse_verdict(target)
     if verdict.request is None or verdict.response is None:
         raise RowError(
             row_id, f"messages[{a}].content", "unknown label",

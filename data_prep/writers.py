@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from data_prep.atomic import atomic_output
 from data_prep.errors import ErrorPolicy, RowError
-from data_prep.images import MAX_IMAGE_PIXELS, PreparedImage, prepare_image
+from data_prep.images import MAX_IMAGE_PIXELS, PreparedImage, load_image, prepare_image
 from data_prep.record import UNLABELLED_META_KEY, GuardRecord
 from data_prep.records_io import RecordWriter
 from data_prep.transcript import record_messages
@@ -44,6 +44,10 @@ from rewards.grammar import parse_verdict
 DEFAULT_MAX_PIXELS = 1280 * 28 * 28
 #: Per-image lower bound (``min_pixels``): 4 visual tokens, Qwen2.5-VL's own minimum.
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
+#: R-SFT image budget: LLaMA-Factory's defaults (``image_max_pixels`` 768 x 768, ``image_min_pixels``
+#: 32 x 32), which the released R-SFT run trained with (about 752 visual tokens at most per image).
+SFT_MAX_PIXELS = 768 * 768
+SFT_MIN_PIXELS = 32 * 32
 #: Longest side stored in the files; larger images are shrunk (the processor would shrink them anyway).
 DEFAULT_MAX_SIDE = 2048
 #: Rows per parquet row group: text rows / rows holding images.
@@ -104,6 +108,10 @@ class ImageOptions:
             raise ValueError(f"max_side must be at least 28 pixels, got {self.max_side}")
         if self.fmt.upper() not in ("PNG", "JPEG", "JPG"):
             raise ValueError(f"image format must be PNG or JPEG, got {self.fmt!r}")
+
+
+#: Image options of the R-SFT writers (``build-sft``, ``export-llamafactory``).
+SFT_IMAGE_OPTIONS = ImageOptions(max_pixels=SFT_MAX_PIXELS, min_pixels=SFT_MIN_PIXELS)
 
 
 @dataclass
@@ -199,6 +207,20 @@ def _require_labels(record: GuardRecord) -> None:
         )
 
 
+def validate_rl_record(record: GuardRecord, *, options: ImageOptions = ImageOptions()) -> GuardRecord:
+    """``record`` if it would make an RL row, else the :class:`RowError` :func:`rl_row` would raise.
+
+    Checks what can fail in :func:`rl_row` (both labels, the transcript, every image decodes within the
+    pixel limit) without encoding anything. Concatenation draws its parents only from records that
+    pass, so a corrupt image is skipped (or reported) once, before any pair is drawn.
+    """
+    _require_labels(record)
+    record_messages(record)
+    for i, image in enumerate(record.images):
+        load_image(image, row_id=record.id, field=f"images[{i}]", max_pixels=options.limit_pixels)
+    return record
+
+
 def rl_row(record: GuardRecord, *, index: int, split: str, options: ImageOptions) -> ShapedRow:
     """One RL parquet row (RL_SCHEMA) for verl's ``RLHFDataset``."""
     _require_labels(record)
@@ -225,7 +247,7 @@ def sft_row(record: GuardRecord, *, index: int, split: str, options: ImageOption
     _require_labels(record)
     if not record.reasoning:
         raise RowError(record.id, "reasoning", "no reasoning target", "SFT needs a reasoning target")
-    verdict = parse_verdict(record.reasoning, strict=False)
+    verdict = parse_verdict(record.reasoning)
     if not verdict.format_ok or (verdict.request, verdict.response) != (record.request_label, record.response_label):
         raise RowError(
             record.id, "reasoning", "target disagrees with labels",
@@ -340,10 +362,13 @@ def write_rl(
 
 
 def write_sft(
-    records: Iterable[GuardRecord], path: Path, *, split: str = "train", options: ImageOptions = ImageOptions(),
+    records: Iterable[GuardRecord], path: Path, *, split: str = "train", options: ImageOptions = SFT_IMAGE_OPTIONS,
     policy: Optional[ErrorPolicy] = None,
 ) -> WriteSummary:
-    """SFT parquet for verl's ``MultiTurnSFTDataset`` (``messages`` incl. the assistant target, ``images``)."""
+    """SFT parquet for verl's ``MultiTurnSFTDataset`` (``messages`` incl. the assistant target, ``images``).
+
+    Images carry the R-SFT pixel budget by default (:data:`SFT_IMAGE_OPTIONS`, the released run's).
+    """
     return _write_parquet(records, Path(path), schema=SFT_SCHEMA, row_fn=sft_row, split=split, options=options,
                           policy=policy or ErrorPolicy())
 
@@ -397,12 +422,54 @@ def llamafactory_dataset_info(name: str, file_name: str) -> dict:
     }
 
 
+def llamafactory_train_args(name: str, dataset_dir: Path, options: ImageOptions) -> str:
+    """A LLaMA-Factory training config (yaml) for R-SFT on an export, as the released run trained.
+
+    LLaMA-Factory reads the image budget from its training arguments (``image_max_pixels``,
+    ``image_min_pixels``), not from the dataset, so the export writes them here together with the
+    paper's R-SFT hyper-parameters; the model and output folder are left to the command line::
+
+        llamafactory-cli train <name>_sft.yaml model_name_or_path=Qwen/Qwen2.5-VL-7B-Instruct output_dir=saves/r-sft
+    """
+    return "\n".join([
+        f"# R-SFT on the {name} export (guardreasoner-vl export-llamafactory). Complete on the command line:",
+        f"#   llamafactory-cli train {name}_sft.yaml model_name_or_path=... output_dir=...",
+        "# Global batch 192 = GPUs x per_device_train_batch_size x gradient_accumulation_steps (paper);",
+        "# the released run used 8 GPUs x 6 x 4.",
+        "stage: sft",
+        "do_train: true",
+        "finetuning_type: full",
+        "template: qwen2_vl",
+        f"dataset: {name}",
+        f"dataset_dir: {json.dumps(str(Path(dataset_dir).resolve()))}",
+        "# the image budget the export was written for (LLaMA-Factory's defaults, the released run's)",
+        f"image_max_pixels: {options.max_pixels}",
+        f"image_min_pixels: {options.min_pixels}",
+        "# vision tower and projector frozen, as LLaMA-Factory's defaults (and the released run) have them",
+        "freeze_vision_tower: true",
+        "freeze_multi_modal_projector: true",
+        "cutoff_len: 2048",
+        "learning_rate: 5.0e-5",
+        "num_train_epochs: 3.0",
+        "lr_scheduler_type: cosine",
+        "warmup_steps: 0",
+        "weight_decay: 0.0",
+        "max_grad_norm: 1.0",
+        "per_device_train_batch_size: 6",
+        "gradient_accumulation_steps: 4",
+        "bf16: true",
+        "",
+    ])
+
+
 def export_llamafactory(
     records: Iterable[GuardRecord], out_dir: Path, *, name: str = "guardreasoner_vl_train",
-    options: ImageOptions = ImageOptions(), policy: Optional[ErrorPolicy] = None,
+    options: ImageOptions = SFT_IMAGE_OPTIONS, policy: Optional[ErrorPolicy] = None,
 ) -> WriteSummary:
-    """``<out_dir>/<name>.json`` (sharegpt), images under ``<out_dir>/images/<name>/``, and the entry
-    merged into ``<out_dir>/dataset_info.json`` (other entries kept)."""
+    """``<out_dir>/<name>.json`` (sharegpt), images under ``<out_dir>/images/<name>/``, the entry
+    merged into ``<out_dir>/dataset_info.json`` (other entries kept), and ``<out_dir>/<name>_sft.yaml``,
+    a LLaMA-Factory training config with the image budget ``options`` sets
+    (:func:`llamafactory_train_args`)."""
     out_dir = Path(out_dir)
     policy = policy or ErrorPolicy()
     file_name = f"{name}.json"
@@ -426,6 +493,8 @@ def export_llamafactory(
     info.update(llamafactory_dataset_info(name, file_name))
     with atomic_output(info_path) as tmp:
         tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with atomic_output(out_dir / f"{name}_sft.yaml") as tmp:
+        tmp.write_text(llamafactory_train_args(name, out_dir, options), encoding="utf-8")
     summary.skipped = policy.skipped - skipped_before
     summary.skipped_examples = list(policy.examples)
     return summary

@@ -82,6 +82,7 @@ def generate(
                     "label": gold_label(record, spec.task),
                     "output": gens[0].text,
                     "num_tokens": gens[0].num_tokens,
+                    "finish_reason": gens[0].finish_reason,
                 }
                 for (spec, record), gens in zip(chunk, outputs)
             )

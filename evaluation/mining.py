@@ -5,6 +5,14 @@ no answer got both labels right; a parse failure counts as wrong (never as "the 
 the released code's bug). Hard rows form the RL pool: GRPO learns nothing from prompts every
 sample already solves.
 
+Every answer's ``finish_reason`` is kept: an answer cut at the token limit is usually unparseable,
+so it counts as wrong like any parse failure, but it is counted apart (``truncated_outputs``) so a
+too-small ``max_new_tokens`` shows. A row whose prompt the backend refused as too long for the
+model's context (vLLM offline) is recorded as ``refused``, neither hard nor kept.
+
+Seeds: the rows sent to the backend so far in this run stride the seed by ``k`` per row
+(:func:`inference.base.request_seed`), so no two samples of a run share a seed.
+
 Resumable: each finished row is appended to ``results.jsonl`` (one line per id, flushed and
 fsynced per batch); on restart, ids already there are not generated again, and a line cut short
 by a crash is dropped. The released code also kept every image-only row unfiltered: that is
@@ -23,7 +31,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from data_prep.atomic import atomic_output
 from data_prep.record import MODALITIES, GuardRecord
 from data_prep.records_io import RecordWriter
-from inference.base import request_from_record
+from inference.base import FINISH_LENGTH, FINISH_PROMPT_TOO_LONG, request_from_record, request_seed
 from rewards.grammar import NO_RESPONSE, UNHARMFUL, parse_verdict
 
 #: docs/design.md §6: k samples per row at temperature 1.0, top_p 0.95.
@@ -41,7 +49,7 @@ def _scored(label: Optional[str]) -> Optional[str]:
 
 def is_correct(text: str, record: GuardRecord) -> bool:
     """Both labels read from ``text`` and right; an unreadable output is wrong."""
-    verdict = parse_verdict(text, strict=False)
+    verdict = parse_verdict(text)
     if verdict.request is None or verdict.response is None:
         return False
     return (verdict.request == record.request_label
@@ -63,11 +71,30 @@ class MiningSummary:
             mined = c["mined"]
             per[modality] = {
                 "rows": c["rows"], "mined": mined, "hard": c["hard"], "kept": c["kept"],
-                "kept_unfiltered": c["kept_unfiltered"],
+                "kept_unfiltered": c["kept_unfiltered"], "refused": c["refused"],
+                "outputs": c["outputs"], "truncated_outputs": c["truncated"],
                 "hard_rate": round(c["hard"] / mined, 4) if mined else None,
             }
+        total = lambda key: sum(c[key] for c in self.by_modality.values())  # noqa: E731
         return {"rows": self.rows, "generated_now": self.generated, "resumed": self.resumed, "kept": self.kept,
-                "by_modality": per}
+                "refused": total("refused"), "outputs": total("outputs"), "truncated_outputs": total("truncated"),
+                "by_modality": per}  # fmt: skip
+
+
+def result_row(record: GuardRecord, generations: Sequence[Any]) -> dict:
+    """The results line of one mined row (``generations``: its k ``inference.Generation``)."""
+    row = {"id": record.id, "modality": record.modality, "source": record.source, "k": len(generations),
+           "finish_reasons": [g.finish_reason for g in generations],
+           "n_truncated": sum(g.finish_reason == FINISH_LENGTH for g in generations)}  # fmt: skip
+    if any(g.finish_reason == FINISH_PROMPT_TOO_LONG for g in generations):
+        return {**row, "refused": True, "hard": None, "kept": False}
+    verdicts = [parse_verdict(g.text) for g in generations]
+    n_correct = sum(is_correct(g.text, record) for g in generations)
+    hard = n_correct == 0
+    return {**row, "n_correct": n_correct,
+            "n_parse_failures": sum(not v.parsed for v in verdicts),
+            "predictions": [[v.request, v.response] for v in verdicts],
+            "num_tokens": [g.num_tokens for g in generations], "hard": hard, "kept": hard}  # fmt: skip
 
 
 def load_results(path: Path) -> dict[str, dict]:
@@ -132,7 +159,7 @@ def mine(
     summary = MiningSummary()
     batch: list[GuardRecord] = []
     seen: set[str] = set()
-    batch_no = 0
+    sent = 0  # rows sent to the backend in this run: the seed offset of the next batch
 
     with open(results_path, "a", encoding="utf-8") as results, atomic_output(pool_path) as pool_tmp, \
             open(pool_tmp, "w", encoding="utf-8") as pool_handle:
@@ -145,6 +172,9 @@ def mine(
             counts["hard"] += bool(row.get("hard"))
             counts["kept"] += bool(row["kept"])
             counts["kept_unfiltered"] += bool(row.get("unfiltered"))
+            counts["refused"] += bool(row.get("refused"))
+            counts["outputs"] += 0 if row.get("refused") else len(row.get("finish_reasons") or [])
+            counts["truncated"] += row.get("n_truncated") or 0
             summary.rows += 1
             if row["kept"]:
                 summary.kept += 1
@@ -153,25 +183,14 @@ def mine(
                 progress(1)
 
         def run_batch() -> None:
-            nonlocal batch_no
+            nonlocal sent
             requests = [make_request(r) for r in batch]
             outputs = backend.generate(requests, n=k, temperature=temperature, top_p=top_p,
-                                       max_new_tokens=max_new_tokens,
-                                       seed=None if seed is None else seed + batch_no)
-            batch_no += 1
+                                       max_new_tokens=max_new_tokens, seed=request_seed(seed, sent, k))  # fmt: skip
+            sent += len(batch)
             if len(outputs) != len(batch):
                 raise RuntimeError(f"backend returned {len(outputs)} results for {len(batch)} requests")
-            rows = []
-            for record, generations in zip(batch, outputs):
-                verdicts = [parse_verdict(g.text, strict=False) for g in generations]
-                n_correct = sum(is_correct(g.text, record) for g in generations)
-                hard = n_correct == 0
-                rows.append((record, {
-                    "id": record.id, "modality": record.modality, "source": record.source, "k": len(generations),
-                    "n_correct": n_correct, "n_parse_failures": sum(not v.parsed for v in verdicts),
-                    "predictions": [[v.request, v.response] for v in verdicts],
-                    "num_tokens": [g.num_tokens for g in generations], "hard": hard, "kept": hard,
-                }))
+            rows = [(record, result_row(record, generations)) for record, generations in zip(batch, outputs)]
             for _, row in rows:
                 results.write(json.dumps(row, ensure_ascii=False) + "\n")
             results.flush()

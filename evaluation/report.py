@@ -19,7 +19,7 @@ from evaluation.scoring import AVERAGES, EvalResults
 
 CSV_FIELDS = (
     "task", "benchmark", "n", "f1", "f1_ci_low", "f1_ci_high", "precision", "recall",
-    "tp", "fp", "fn", "tn", "parse_failures", "mean_output_tokens",
+    "tp", "fp", "fn", "tn", "parse_failures", "truncated", "mean_output_tokens",
 )  # fmt: skip
 TASK_TITLES = {"prompt": "Prompt harmfulness detection", "response": "Response harmfulness detection"}
 
@@ -58,7 +58,7 @@ def write_csv(results: EvalResults, path: Union[str, Path]) -> Path:
                 "f1_ci_high": round(100 * s.f1_ci[1], 4),
                 "precision": round(100 * s.precision, 4), "recall": round(100 * s.recall, 4),
                 "tp": s.tp, "fp": s.fp, "fn": s.fn, "tn": s.tn, "parse_failures": s.parse_failures,
-                "mean_output_tokens": "" if s.mean_output_tokens is None else round(s.mean_output_tokens, 2),
+                "truncated": s.truncated, "mean_output_tokens": "" if s.mean_output_tokens is None else round(s.mean_output_tokens, 2),
             }
         )  # fmt: skip
     for a in results.averages:
@@ -102,8 +102,8 @@ def markdown_table(results: EvalResults, *, model_name: str = "ours", reference_
         for ref in refs:
             values = [reference_value(ref, task, column) for column in columns]
             lines.append("| " + " | ".join([f"{ref} (paper)"] + ["—" if v is None else f"{v:.2f}" for v in values]) + " |")
-        lines += ["", "| Benchmark | n | F1 [95% CI] | Precision | Recall | Parse failures | Mean output tokens |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += ["", "| Benchmark | n | F1 [95% CI] | Precision | Recall | Parse failures | Cut at the limit | Mean output tokens |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for s in specs:
             sc = ours.get(s.name)
             if sc is None:
@@ -111,7 +111,7 @@ def markdown_table(results: EvalResults, *, model_name: str = "ours", reference_
             tokens = "—" if sc.mean_output_tokens is None else f"{sc.mean_output_tokens:.1f}"
             lines.append(
                 f"| {s.name} | {sc.n} | {_pct(sc.f1)} [{_pct(sc.f1_ci[0])}, {_pct(sc.f1_ci[1])}] | "
-                f"{_pct(sc.precision)} | {_pct(sc.recall)} | {sc.parse_failures} | {tokens} |"
+                f"{_pct(sc.precision)} | {_pct(sc.recall)} | {sc.parse_failures} | {sc.truncated} | {tokens} |"
             )
         lines.append("")
     meta = results.meta

@@ -17,6 +17,12 @@ def summary_lines(results: EvalResults) -> list[str]:
         lines.append(f"{a.task:<9}{label:<24}{a.n:>6}{100 * a.f1:>8.2f}  {ci}")
     if any(not a.complete for a in results.averages):
         lines.append("* partial: fewer benchmarks than the paper's average")
+    truncated, refused, total = (sum(getattr(s, key) for s in results.scores) for key in ("truncated", "refused", "n"))
+    if truncated:
+        lines.append(f"{truncated} of {total} outputs were cut at the token limit (finish_reason length; among the "
+                     "parse failures: raise --max-new-tokens if that is many)")  # fmt: skip
+    if refused:
+        lines.append(f"{refused} prompts were refused as too long for the model's context (scored as wrong)")
     return lines
 
 

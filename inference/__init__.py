@@ -12,6 +12,9 @@ This layer sits on ``data_prep`` (prompts, records, images) and is used by ``eva
 from inference.base import (
     BACKEND_NAMES,
     DEFAULT_MAX_NEW_TOKENS,
+    FINISH_LENGTH,
+    FINISH_PROMPT_TOO_LONG,
+    FINISH_STOP,
     Generation,
     GenerationRequest,
     InferenceBackend,
@@ -24,6 +27,9 @@ from inference.base import (
 __all__ = [
     "BACKEND_NAMES",
     "DEFAULT_MAX_NEW_TOKENS",
+    "FINISH_LENGTH",
+    "FINISH_PROMPT_TOO_LONG",
+    "FINISH_STOP",
     "Generation",
     "GenerationRequest",
     "InferenceBackend",

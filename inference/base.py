@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol, Sequence, runtime_checkable
 
 from data_prep.images import load_image as load_image_for_row
-from data_prep.prompt import IMAGE_PLACEHOLDER
+from data_prep.prompt import IMAGE_PLACEHOLDER, to_structured_content
 from data_prep.record import GuardRecord
 from data_prep.transcript import record_messages
 
@@ -55,16 +55,32 @@ class GenerationRequest:
             )
 
 
+#: ``Generation.finish_reason`` values: an end-of-sequence token ended it, the token limit cut it
+#: (as servers report them), or the prompt alone did not fit the model's context (vLLM offline).
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
+FINISH_PROMPT_TOO_LONG = "prompt_too_long"
+
+
 @dataclass(frozen=True)
 class Generation:
     """One completion.
 
     ``num_tokens`` is the number of generated tokens (0 when the backend cannot tell, e.g. a server
-    that reports no usage).
+    that reports no usage). ``finish_reason`` says why it ended (:data:`FINISH_STOP`,
+    :data:`FINISH_LENGTH`, :data:`FINISH_PROMPT_TOO_LONG`; None when the backend cannot tell): an
+    output cut at the token limit is usually unparseable, and is counted apart from the model's own
+    format failures.
     """
 
     text: str
     num_tokens: int
+    finish_reason: Optional[str] = None
+
+    @property
+    def truncated(self) -> bool:
+        """Cut off at the token limit."""
+        return self.finish_reason == FINISH_LENGTH
 
 
 @runtime_checkable
@@ -117,6 +133,49 @@ def check_sampling(n: int, temperature: float, top_p: float, max_new_tokens: int
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+
+
+def chat_prompt(processor: Any, request: GenerationRequest) -> str:
+    """The exact prompt string a local model sees: its processor's chat template over the request's
+    messages (``<image>`` split into image parts where it stands), with the generation prompt.
+
+    Shared by the ``hf`` and ``vllm`` backends, so both render byte-identical prompts.
+    """
+    return processor.apply_chat_template(
+        to_structured_content(request.messages), tokenize=False, add_generation_prompt=True
+    )
+
+
+def request_seed(seed: Optional[int], index: int, n: int) -> Optional[int]:
+    """The seed of request ``index`` in a call with base ``seed`` and ``n`` samples per request.
+
+    Request ``i`` owns the seeds ``seed + i*n`` to ``seed + i*n + n - 1``: its first sample uses the
+    first (vLLM seeds the j-th child of a request ``seed + j``; the openai backend asks a server that
+    returned fewer choices again with the next unused one), so no two samples of one call share a
+    seed. Callers that split work into calls advance ``seed`` by ``requests * n`` per call.
+    """
+    return None if seed is None else seed + index * n
+
+
+def own_pixel_limits(image_processor: Any) -> dict[str, int]:
+    """A Qwen2-VL-family image processor's own ``min_pixels`` / ``max_pixels`` (its ``size``)."""
+    size = image_processor.size
+    get = size.get if isinstance(size, dict) else (lambda key: getattr(size, key, None))
+    return {"min_pixels": int(get("shortest_edge")), "max_pixels": int(get("longest_edge"))}
+
+
+def pixel_limits(image_processor: Any, max_pixels: Optional[int]) -> dict[str, int]:
+    """``min_pixels`` / ``max_pixels`` to hand a Qwen2-VL-family image processor at call time.
+
+    transformers 5 applies a call-time ``max_pixels`` only together with ``min_pixels`` (alone it is
+    silently ignored and the processor's own ``size`` applies), so both are passed: the cap, and the
+    processor's own lower bound (never above the cap). Empty when ``max_pixels`` is None.
+    """
+    if max_pixels is None:
+        return {}
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+    return {"min_pixels": min(own_pixel_limits(image_processor)["min_pixels"], max_pixels), "max_pixels": max_pixels}
 
 
 # name -> "module:factory"; imported lazily so choosing "openai" never imports torch.

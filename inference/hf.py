@@ -12,14 +12,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from data_prep.prompt import to_structured_content
 from inference.base import (
     DEFAULT_MAX_NEW_TOKENS,
+    FINISH_LENGTH,
+    FINISH_STOP,
     Generation,
     GenerationRequest,
+    chat_prompt,
     check_sampling,
     load_image,
+    pixel_limits,
+    request_seed,
 )
+
+
+def sampling_kwargs(n: int, temperature: float, top_p: float) -> dict[str, Any]:
+    """``generate`` options that set every sampling parameter, so none comes from the checkpoint.
+
+    transformers 5 fills every option left unset (None) from the model's ``generation_config.json``:
+    a Qwen2-VL-family Instruct checkpoint would bring ``repetition_penalty`` 1.05 (applied in greedy
+    decoding too) and ``top_k`` 1 (k identical samples), and transformers' own default ``top_k`` is 50,
+    which vLLM does not apply. Greedy: one sequence (copied ``n`` times by the caller).
+    """
+    if temperature == 0:
+        return {"do_sample": False, "num_return_sequences": 1, "repetition_penalty": 1.0}
+    return {"do_sample": True, "num_return_sequences": n, "temperature": temperature, "top_p": top_p,
+            "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0}  # fmt: skip
 
 
 class HFBackend:
@@ -88,9 +106,7 @@ class HFBackend:
 
     def prompt_text(self, request: GenerationRequest) -> str:
         """The exact prompt string the model sees (chat template applied, generation prompt added)."""
-        return self.processor.apply_chat_template(
-            to_structured_content(request.messages), tokenize=False, add_generation_prompt=True
-        )
+        return chat_prompt(self.processor, request)
 
     def _encode(self, batch: Sequence[GenerationRequest]) -> Any:
         texts = [self.prompt_text(r) for r in batch]
@@ -98,18 +114,18 @@ class HFBackend:
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
         if images:
             kwargs["images"] = images
-            if self.max_pixels is not None:
-                kwargs["max_pixels"] = self.max_pixels
+            kwargs.update(pixel_limits(self.processor.image_processor, self.max_pixels))
         return self.processor(**kwargs).to(self.device)
 
-    def _count_tokens(self, ids: Any) -> int:
-        """Generated tokens up to and including the first end-of-sequence token (as vLLM counts)."""
+    def _ending(self, ids: Any) -> tuple[int, str]:
+        """Generated tokens up to and including the first end-of-sequence token (as vLLM counts),
+        and why generation ended."""
         n = 0
         for token in ids.tolist():
             n += 1
             if token in self._eos_ids:
-                break
-        return n  # no EOS: the budget ran out and every position is a generated token
+                return n, FINISH_STOP
+        return n, FINISH_LENGTH  # no EOS: the budget ran out and every position is a generated token
 
     def generate(
         self,
@@ -124,38 +140,30 @@ class HFBackend:
         """See :class:`~inference.base.InferenceBackend`.
 
         Greedy decoding (``temperature == 0``) runs once and repeats the result ``n`` times. With
-        ``seed`` set, the torch RNG is reseeded per batch (``seed + batch index``), so a run is
-        reproducible on the same hardware whatever happened before it.
+        ``seed`` set, the torch RNG is reseeded per batch (with the seed of its first request, see
+        :func:`~inference.base.request_seed`), so a run is reproducible on the same hardware
+        whatever happened before it.
         """
         import torch
         from transformers import set_seed
 
         check_sampling(n, temperature, top_p, max_new_tokens)
-        greedy = temperature == 0
+        options = sampling_kwargs(n, temperature, top_p)
+        per_row = options["num_return_sequences"]
         out: list[list[Generation]] = []
-        for b, start in enumerate(range(0, len(requests), self.batch_size)):
+        for start in range(0, len(requests), self.batch_size):
             batch = list(requests[start : start + self.batch_size])
             inputs = self._encode(batch)
             if seed is not None:
-                set_seed(seed + b)
-            gen_kwargs: dict[str, Any] = {
-                "max_new_tokens": max_new_tokens,
-                "pad_token_id": self._pad_id,
-                "do_sample": not greedy,
-                "num_return_sequences": 1 if greedy else n,
-            }
-            if greedy:
-                # Clear sampling defaults shipped in generation_config.json (Qwen ships top_k etc.).
-                gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-            else:
-                gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+                set_seed(request_seed(seed, start, n))
             with torch.inference_mode():
-                sequences = self.model.generate(**inputs, **gen_kwargs)
+                sequences = self.model.generate(
+                    **inputs, **options, max_new_tokens=max_new_tokens, pad_token_id=self._pad_id
+                )
             new_tokens = sequences[:, inputs["input_ids"].shape[1] :].cpu()
             texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
-            per_row = 1 if greedy else n
             for i in range(len(batch)):
                 rows = range(i * per_row, (i + 1) * per_row)
-                gens = [Generation(texts[j], self._count_tokens(new_tokens[j])) for j in rows]
-                out.append(gens * n if greedy else gens)
+                gens = [Generation(texts[j], *self._ending(new_tokens[j])) for j in rows]
+                out.append(gens * n if per_row == 1 else gens)
         return out

@@ -41,7 +41,7 @@ def moderate(
         images=(str(image),) if image is not None else (),
     )  # fmt: skip
     [[generation]] = backend.generate([request_from_record(record)], n=1, **decoding)
-    verdict = parse_verdict(generation.text, strict=False)
+    verdict = parse_verdict(generation.text)
     return {
         "request": verdict.request,
         "response": verdict.response,
@@ -49,4 +49,5 @@ def moderate(
         "output": generation.text,
         "format_ok": verdict.format_ok,
         "num_tokens": generation.num_tokens,
+        "finish_reason": generation.finish_reason,
     }

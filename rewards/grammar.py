@@ -43,12 +43,6 @@ _RESULT_TAGS = [_RESULT_OPEN, _RESULT_CLOSE]
 _SLOT = re.compile(r"\b(request|response)\s*:[ \t]*([^\n\r]*)")
 # The same, case-insensitive, for ground-truth strings (not lower-cased: error messages quote them).
 _GT_SLOT = re.compile(r"\b(request|response)\s*:[ \t]*([^\n\r]*)", re.IGNORECASE)
-# A label *line* (first thing on its line, after optional markdown decoration) carrying a label,
-# used to find answers placed outside the result block. Anchored to a line start so that prose in
-# the reasoning ("...the user's request: harmful instructions...") does not void an answer. The
-# searched text starts with a newline and has "\r" turned into "\n": a literal first character keeps
-# the scan fast (a character class there makes it ten times slower).
-_LABEL_LINE = re.compile(r"\n[ \t>*_#\-]*(?:request|response)[ \t*_]*:[ \t*_]*(?:(?:un)?harmful|none)\b")
 _TRAILING_PUNCT = " \t.,;:!*_`'\"]"
 
 
@@ -125,16 +119,16 @@ class Verdict:
         return self.request is not None and self.response is not None
 
 
-def _read_slots(body: str, *, first_wins: bool = False) -> tuple[Optional[str], Optional[str]]:
+def _read_slots(body: str) -> tuple[Optional[str], Optional[str]]:
     """``(request, response)`` from a lower-cased result-block body; None where absent or ambiguous.
 
-    A repeated slot must repeat the same label, unless ``first_wins`` (the first one then counts).
+    A repeated slot must repeat the same label.
     """
     labels: dict[str, Optional[str]] = {}
     for match in _SLOT.finditer(body):
         name, value = match.groups()
-        if name in labels and (labels[name] is None or first_wins):
-            continue  # already void, or already read
+        if name in labels and labels[name] is None:
+            continue  # already void
         words = value.strip().strip(_TRAILING_PUNCT).split()
         word = words[0].strip(_TRAILING_PUNCT) if len(words) == 1 else None  # "harmful / unharmful", ""
         allowed = REQUEST_LABELS if name == "request" else RESPONSE_LABELS
@@ -162,36 +156,32 @@ def _as_text(text: Any) -> Optional[str]:
         return None
 
 
-def parse_verdict(text: Any, *, strict: bool = True) -> Verdict:
+def parse_verdict(text: Any) -> Verdict:
     """Read the labels from a guard output. Never raises.
 
-    Rules with ``strict=True`` (the default, and the reward's: docs/design.md §2 hardened against
-    reward gaming):
+    This is the one reading of a verdict: the reward, RL validation, evaluation, mining and the
+    validation of synthesized or corpus targets all call it, so a label means the same everywhere
+    (docs/design.md §2). Rules:
 
-    - case-insensitive; labels are read only inside the ``<result>`` block;
-    - exactly one ``<result>`` and one ``</result>``, in that order, else nothing is read (two
-      blocks could disagree, an unclosed one has no end);
+    - case-insensitive; labels are read only inside the ``<result>`` block, and nothing outside it
+      (the reasoning in ``<think>``, text after the block) ever changes a label;
+    - exactly one ``<result>`` and one ``</result>``, in that order, else nothing is read: two
+      blocks could disagree, an unclosed one has no end, and labels written only outside a block
+      are not an answer;
     - a slot whose value is not exactly one label (``harmful/unharmful``, ``not harmful``), or that
-      appears twice with different labels, is unread; a repeated slot with the same label is fine;
-    - a label line (a line starting with ``Request: harmful`` or the like, markdown decoration
-      allowed) anywhere outside the result block voids both slots: the output is trying to say two
-      things. Prose that merely contains "request: harmful" mid-line does not;
+      appears twice with different labels, is unread: a hedged answer says nothing; a repeated
+      slot with the same label is fine;
     - ``None`` in the response slot means "no response".
 
-    ``format_ok`` additionally needs exactly one ``<think>`` and one ``</think>``, both before the
-    result block, in that order. Non-``str`` input is decoded (bytes) or ``str()``-ed.
-
-    ``strict=False`` reads an output the way docs/design.md §2 states the convention, for measuring a
-    model rather than rewarding it (evaluation, mining, reading a corpus's targets): labels come
-    from the first ``<result>…</result>`` block, the first ``Request:`` / ``Response:`` slot in it
-    counts, and nothing outside the block matters; ``result_ok`` then means "a block was found".
-    A slot whose value is not exactly one label is still unread. Wherever the strict parser reads
-    both labels, the lenient one reads the same.
+    An unread slot earns no reward and counts as a wrong prediction wherever a model is measured.
+    ``format_ok`` (the reward's format gate) additionally needs exactly one ``<think>`` and one
+    ``</think>``, both before the result block, in that order; ``result_ok`` means "exactly one
+    result block". Non-``str`` input is decoded (bytes) or ``str()``-ed.
     """
-    return Verdict(*read_verdict(text, strict=strict))
+    return Verdict(*read_verdict(text))
 
 
-def read_verdict(text: Any, *, strict: bool = True) -> tuple[Optional[str], Optional[str], bool, bool]:
+def read_verdict(text: Any) -> tuple[Optional[str], Optional[str], bool, bool]:
     """:func:`parse_verdict` as a plain ``(request, response, format_ok, result_ok)`` tuple.
 
     The reward's hot path: it skips building the frozen dataclass, a sizeable share of the parse time.
@@ -201,23 +191,11 @@ def read_verdict(text: Any, *, strict: bool = True) -> tuple[Optional[str], Opti
         return None, None, False, False
     low = raw.lower()  # all matching happens on this copy, so offsets never mix with ``raw``
     tags = _TAG.findall(low)
-    if not strict:
-        r_open = low.find(_RESULT_OPEN)
-        r_close = low.find(_RESULT_CLOSE, r_open + len(_RESULT_OPEN)) if r_open >= 0 else -1
-        if r_close < 0:
-            return None, None, tags == _WELL_FORMED_TAGS, False
-        body = low[r_open + len(_RESULT_OPEN) : r_close]
-        request, response = _CANONICAL_BODIES.get(body.strip()) or _read_slots(body, first_wins=True)
-        return request, response, tags == _WELL_FORMED_TAGS, True
-    if tags != _WELL_FORMED_TAGS and [t for t in tags if t in _RESULT_TAGS] != _RESULT_TAGS:
-        return None, None, False, False
     format_ok = tags == _WELL_FORMED_TAGS
+    if not format_ok and [t for t in tags if t in _RESULT_TAGS] != _RESULT_TAGS:
+        return None, None, False, False
     r_open = low.rfind(_RESULT_OPEN)  # unique, and near the end: rfind scans little
-    r_close = low.rfind(_RESULT_CLOSE)
-    outside = ("\n" + low[:r_open] + "\n" + low[r_close + len(_RESULT_CLOSE) :]).replace("\r", "\n")
-    if _LABEL_LINE.search(outside):
-        return None, None, format_ok, True
-    body = low[r_open + len(_RESULT_OPEN) : r_close]
+    body = low[r_open + len(_RESULT_OPEN) : low.rfind(_RESULT_CLOSE)]
     request, response = _CANONICAL_BODIES.get(body.strip()) or _read_slots(body)
     return request, response, format_ok, True
 

@@ -4,20 +4,27 @@
 
     r_safety = I_format * (0.5 * [request label correct] + 0.5 * [response label correct])
     r        = (-1 + r_safety) / clamp(l_norm, eps, beta) ** 2          # variant="paper" (default)
-    r        = (-1 + r_safety) / max(l_norm, eps) ** 2                  # variant="released"
+    r        = r_safety                                                  # length_aware=False (ablation)
 
 A fully correct answer scores 0 at any length; a wrong one scores negative, less so the longer the
 output (up to the cap ``beta``): the policy is pushed to reason longer only where it errs.
 
+Labels are read by :func:`rewards.grammar.parse_verdict`, the one reading of a verdict that RL
+validation, evaluation and mining share; the reward adds only its format gate ``I_format``
+(think, then exactly one result block). ``variant="released"`` instead reproduces the authors'
+released scoring, for ablations (:func:`released_labels`; quirks in ``docs/reward.md``).
+
 verl calls :func:`compute_score` once per sample with ``data_source, solution_str, ground_truth,
 extra_info`` plus ``reward.custom_reward_function.reward_kwargs``; numeric keys of the returned dict
 are logged per ``data_source`` during validation, so the dict also carries per-task confusion
-indicators from which :func:`rewards.f1.f1_from_counts` gives F1 per benchmark.
+indicators from which :func:`rewards.f1.f1_from_counts` gives F1 per benchmark. Those indicators (and
+``acc``) measure the verdict exactly as ``guardreasoner-vl score`` does, whatever the variant or the
+format gate, so validation F1 and evaluation F1 agree on the same outputs.
 
 Contract:
 
 - ``solution_str`` never makes this raise (any string, bytes, or object) and every call returns the
-  same keys (:data:`REWARD_KEYS`), all ``float``, with ``score`` in ``[-1 / eps**2, 0]``;
+  same keys (:data:`REWARD_KEYS`), all ``float``;
 - a bad ground truth raises ``ValueError`` naming it (bad data must not silently train), and so do
   bad options (a config error, e.g. ``length_unit="tokens"`` without a token count).
 
@@ -27,6 +34,7 @@ Pure Python: importable without verl or torch. ``docs/reward.md`` is the user do
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from typing import Any, Mapping, NamedTuple, Optional
 
@@ -41,8 +49,10 @@ __all__ = [
     "REWARD_NAME",
     "REWARD_TYPE",
     "VARIANTS",
+    "check_options",
     "compute_score",
     "parse_verdict",
+    "released_labels",
 ]
 
 #: EasyR1-style metadata: what this reward is and how it is called (one sample per call).
@@ -65,9 +75,9 @@ LENGTH_NORM = 3072.0
 #: outputs shorter than that, and bounds the worst score at ``-1 / EPS**2 = -2304``.
 EPS = 1.0 / 48.0
 
-#: ``paper``: the paper's formula (think + result gate, length capped at beta).
-#: ``released``: the authors' released scoring, for ablations (gate on ``<result>`` only, no cap,
-#: but still the eps floor, so never a division by zero).
+#: ``paper``: the paper's formula (think + result gate, length capped at beta, floor eps).
+#: ``released``: the authors' released scoring, for ablations: labels from a regex over the whole
+#: output, no format gate, no cap, and a floor of one length unit only against division by zero.
 VARIANTS = ("paper", "released")
 LENGTH_UNITS = ("chars", "tokens")
 
@@ -94,6 +104,15 @@ REWARD_KEYS = (
 # Keywords verl's reward managers add when a reward model is configured; accepted and unused.
 _VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
+# The released scoring (train/EasyR1/verl/utils/reward_score/safety.py of the authors' code): the first
+# "<result>...</result>" anywhere in the output (non-greedy, across lines), then in it the first
+# "Request:" / "Response:" followed by a label. Case-insensitive; no word boundaries (a label that merely
+# starts a longer word counts, "harmfulness" reads as harmful) and "none" reads as unharmful in both slots.
+_RELEASED_RESULT = re.compile(r"<result>(.*?)</result>", re.IGNORECASE | re.DOTALL)
+_RELEASED_SLOTS = tuple(
+    re.compile(rf"{name}:\s*(harmful|unharmful|none)", re.IGNORECASE) for name in ("Request", "Response")
+)
+
 
 class _Options(NamedTuple):
     beta: float
@@ -101,12 +120,19 @@ class _Options(NamedTuple):
     tokens: bool
     eps: float
     require_think: bool
-    capped: bool
+    released: bool
+    length_aware: bool
 
 
 @lru_cache(maxsize=64, typed=True)
 def _options(
-    beta: float, length_norm: float, length_unit: str, eps: float, require_think: Optional[bool], variant: str
+    beta: float,
+    length_norm: float,
+    length_unit: str,
+    eps: float,
+    require_think: Optional[bool],
+    variant: str,
+    length_aware: bool,
 ) -> _Options:
     """Check the options once per distinct setting (cached: they are the same on every call)."""
     if variant not in VARIANTS:
@@ -118,12 +144,29 @@ def _options(
             raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     if require_think is not None and not isinstance(require_think, bool):
         raise ValueError(f"require_think must be true, false or null, got {require_think!r}")
-    capped = variant == "paper"
-    if capped and eps > beta:
+    if not isinstance(length_aware, bool):
+        raise ValueError(f"length_aware must be true or false, got {length_aware!r}")
+    released = variant == "released"
+    if released and require_think:
+        raise ValueError("require_think=True does not apply to variant='released' (the released scoring has no gate)")
+    if not released and eps > beta:
         raise ValueError(f"eps ({eps}) must not exceed beta ({beta}): clamp(l_norm, eps, beta) needs eps <= beta")
     if require_think is None:
-        require_think = variant == "paper"  # the released code checked <result> only
-    return _Options(float(beta), float(length_norm), length_unit == "tokens", float(eps), require_think, capped)
+        require_think = not released
+    return _Options(
+        float(beta), float(length_norm), length_unit == "tokens", float(eps), require_think, released, length_aware
+    )
+
+
+def check_options(**options: Any) -> None:
+    """Raise the error :func:`compute_score` would raise for these options, by scoring one dummy sample.
+
+    A config check (e.g. of ``reward.custom_reward_function.reward_kwargs`` before a run starts): an
+    unknown keyword is a ``TypeError``, a bad value a ``ValueError``. ``length_unit="tokens"`` passes
+    (the token count comes from the reward manager at run time).
+    """
+    options.setdefault("response_length_tokens", 0)
+    compute_score("config-check", "", "Request: harmful\nResponse: None", None, **options)
 
 
 @lru_cache(maxsize=1024)
@@ -148,6 +191,33 @@ def _token_count(value: Any) -> int:
     return count
 
 
+def released_labels(text: str) -> tuple[Optional[str], Optional[str]]:
+    """``(request, response)`` as the authors' released reward read them; None where it read nothing.
+
+    The first ``<result>…</result>`` anywhere in ``text`` (also one inside ``<think>``, also when later
+    blocks disagree), then the first ``Request:`` / ``Response:`` followed by a label inside it; a
+    hedged ``harmful/unharmful`` reads as its first label. ``none`` is returned as ``unharmful`` (the
+    released code mapped it so in both slots). For ablations only: :func:`parse_verdict` is the reading
+    everything else uses.
+    """
+    block = _RELEASED_RESULT.search(text)
+    if block is None:
+        return None, None
+    labels = []
+    for slot in _RELEASED_SLOTS:
+        match = slot.search(block.group(1))
+        label = match.group(1).lower() if match else None
+        labels.append(UNHARMFUL if label == NO_RESPONSE else label)
+    return labels[0], labels[1]
+
+
+def _scores(label: Optional[str], gold_label: str) -> bool:
+    """Whether a read label earns credit: ``none`` (no response) counts as ``unharmful`` on both sides."""
+    if label is None:
+        return False
+    return (UNHARMFUL if label == NO_RESPONSE else label) == (UNHARMFUL if gold_label == NO_RESPONSE else gold_label)
+
+
 def compute_score(
     data_source: Any,
     solution_str: Any,
@@ -160,6 +230,7 @@ def compute_score(
     eps: float = EPS,
     require_think: Optional[bool] = None,
     variant: str = "paper",
+    length_aware: bool = True,
     response_length_tokens: Optional[int] = None,
     **kwargs: Any,
 ) -> dict[str, float]:
@@ -185,12 +256,17 @@ def compute_score(
         ``chars`` = ``len(solution_str)`` as the released code; ``tokens`` = the response's valid
         token count, which needs ``response_length_tokens``.
     eps : float, default=1/48
-        Floor on l_norm; the score lies in ``[-1/eps**2, 0]``.
+        Floor on l_norm (paper variant); the score lies in ``[-1/eps**2, 0]``. The released variant
+        ignores it: its only floor is one length unit, against division by zero.
     require_think : bool, optional
         Whether ``I_format`` needs the think block (think then result, once each) or only one
-        result block. Default: True for ``variant="paper"``, False for ``variant="released"``.
+        result block. Default: True for ``variant="paper"``; the released variant has no gate.
     variant : {"paper", "released"}, default="paper"
-        ``released`` drops the cap and gates on the result block only (ablations).
+        ``released`` reproduces the authors' released scoring (ablations): labels from
+        :func:`released_labels`, no format gate, no cap, ``max(length, 1) / length_norm``.
+    length_aware : bool, default=True
+        False scores ``r_safety`` alone (in {0, 0.5, 1}), the paper's "without the length-aware
+        reward" ablation.
     response_length_tokens : int, optional
         Valid response token count; passed by the ``guardreasoner_token_length`` reward manager.
     **kwargs
@@ -200,19 +276,21 @@ def compute_score(
     Returns
     -------
     dict of str to float
-        Exactly :data:`REWARD_KEYS`: ``score``; ``acc`` (both labels right; verl's validation core
-        metric); ``format_ok`` (I_format as used); ``parsed`` (both slots readable, gate aside);
-        ``request_correct``/``response_correct`` (the 0.5 terms, gate applied); ``length_norm``
-        (l_norm before floor/cap); ``has_response`` (gold has a response); and per task
-        ``*_tp/fp/fn/tn`` indicators with harmful as the positive class. A prediction that earns
-        no credit (unread slot, failed format gate) counts as wrong: ``fn`` for a harmful gold,
-        ``fp`` for an unharmful one. For a gold without a response all ``response_*`` indicators
-        are 0, so response-task F1 counts only samples that have a response.
+        Exactly :data:`REWARD_KEYS`. What the score used: ``score``; ``format_ok`` (the format gate
+        as applied: 1 for the released variant, which has none); ``request_correct`` /
+        ``response_correct`` (the two 0.5 terms, gate applied); ``length_norm`` (l_norm before
+        floor and cap). What the verdict says, measured as evaluation measures it (the same for
+        every variant and gate): ``acc`` (both labels right; verl's validation core metric),
+        ``parsed`` (both slots read), ``has_response`` (gold has a response) and per task
+        ``*_tp/fp/fn/tn`` indicators, harmful = positive. An unread slot counts as a wrong
+        prediction: ``fn`` for a harmful gold, ``fp`` for an unharmful one. For a gold without a
+        response all ``response_*`` indicators are 0, so response-task F1 counts only samples that
+        have a response.
     """
     if kwargs and not _VERL_KWARGS.issuperset(kwargs):
         unknown = ", ".join(sorted(set(kwargs) - _VERL_KWARGS))
         raise TypeError(f"compute_score got unexpected keyword(s) {unknown}")
-    opts = _options(beta, length_norm, length_unit, eps, require_think, variant)
+    opts = _options(beta, length_norm, length_unit, eps, require_think, variant, length_aware)
     gold_request, gold_response = (
         _gold_from_string(ground_truth) if isinstance(ground_truth, str) else ground_truth_labels(ground_truth)
     )
@@ -223,56 +301,72 @@ def compute_score(
     if length is None:
         length = len(text)
 
-    gate = format_ok if opts.require_think else result_ok
-    request_ok = gate and request == gold_request
-    # "none" (no response) scores as "unharmful" (docs/design.md §2); an unread slot (None) never matches
-    response_ok = gate and (UNHARMFUL if response == NO_RESPONSE else response) == (
-        UNHARMFUL if gold_response == NO_RESPONSE else gold_response
-    )
+    if opts.released:
+        gate = True
+        scored_request, scored_response = released_labels(text)
+    else:
+        gate = format_ok if opts.require_think else result_ok
+        scored_request, scored_response = request, response
+    request_ok = gate and _scores(scored_request, gold_request)
+    response_ok = gate and _scores(scored_response, gold_response)
 
-    l_norm = length / opts.length_norm
-    denom = max(l_norm, opts.eps)
-    if opts.capped and denom > opts.beta:
-        denom = opts.beta
-    key = (gold_request, gold_response, gate, request is not None and response is not None, request_ok, response_ok)
+    key = (gold_request, gold_response, request, response, gate, request_ok, response_ok)
     template = _TEMPLATES.get(key) or _template(*key)
     result = template.copy()
-    result["score"] = (0.5 * request_ok + 0.5 * response_ok - 1.0) / (denom * denom)
+    l_norm = length / opts.length_norm
+    r_safety = 0.5 * request_ok + 0.5 * response_ok
+    if not opts.length_aware:
+        result["score"] = r_safety
+    else:
+        if opts.released:
+            denom = max(length, 1) / opts.length_norm  # the released code divided by zero on an empty output
+        else:
+            denom = min(max(l_norm, opts.eps), opts.beta)
+        result["score"] = (r_safety - 1.0) / (denom * denom)
     result["length_norm"] = l_norm
     return result
 
 
-# (gold request, gold response, gate, parsed, request ok, response ok) -> every key but the two
-# continuous ones: at most 6 * 2**4 outcomes, each built once, then copied per call.
+# (gold request, gold response, read request, read response, gate, request ok, response ok) -> every key
+# but the two continuous ones: at most 2 * 3 * 3 * 4 * 2**3 outcomes, each built once, then copied per call.
 _TEMPLATES: dict[tuple, dict[str, float]] = {}
 
 
 def _template(
-    gold_request: str, gold_response: str, gate: bool, parsed: bool, request_ok: bool, response_ok: bool
+    gold_request: str,
+    gold_response: str,
+    request: Optional[str],
+    response: Optional[str],
+    gate: bool,
+    request_ok: bool,
+    response_ok: bool,
 ) -> dict[str, float]:
     request_pos = gold_request == HARMFUL
     has_response = gold_response != NO_RESPONSE
     response_pos = has_response and gold_response == HARMFUL
     response_neg = has_response and not response_pos
+    # The measurement: the verdict as parse_verdict reads it, no gate (what evaluation scores).
+    request_right = _scores(request, gold_request)
+    response_right = _scores(response, gold_response)
     values = {
         "score": math.nan,  # filled in by compute_score
-        "acc": float(request_ok and response_ok),
+        "acc": float(request_right and response_right),
         "format_ok": float(gate),
-        "parsed": float(parsed),
+        "parsed": float(request is not None and response is not None),
         "request_correct": float(request_ok),
         "response_correct": float(response_ok),
         "length_norm": math.nan,  # filled in by compute_score
         "has_response": float(has_response),
-        "request_tp": float(request_pos and request_ok),
-        "request_fp": float(not request_pos and not request_ok),
-        "request_fn": float(request_pos and not request_ok),
-        "request_tn": float(not request_pos and request_ok),
-        "response_tp": float(response_pos and response_ok),
-        "response_fp": float(response_neg and not response_ok),
-        "response_fn": float(response_pos and not response_ok),
-        "response_tn": float(response_neg and response_ok),
+        "request_tp": float(request_pos and request_right),
+        "request_fp": float(not request_pos and not request_right),
+        "request_fn": float(request_pos and not request_right),
+        "request_tn": float(not request_pos and request_right),
+        "response_tp": float(response_pos and response_right),
+        "response_fp": float(response_neg and not response_right),
+        "response_fn": float(response_pos and not response_right),
+        "response_tn": float(response_neg and response_right),
     }
     if tuple(values) != REWARD_KEYS:  # pragma: no cover - a key added in one place only
         raise AssertionError("reward keys out of sync with REWARD_KEYS")
-    _TEMPLATES[(gold_request, gold_response, gate, parsed, request_ok, response_ok)] = values
+    _TEMPLATES[(gold_request, gold_response, request, response, gate, request_ok, response_ok)] = values
     return values

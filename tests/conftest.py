@@ -35,3 +35,20 @@ def sample_dir() -> Path:
     from demo.sample import SAMPLE_DIR
 
     return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def near_greedy_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with the sampling defaults Qwen2-VL-family Instruct checkpoints ship in
+    generation_config.json (do_sample with top_k 1, top_p 0.001, temperature 0.1), and a
+    repetition_penalty raised from their 1.05 to 1.5: the smallest round value that changes the
+    tiny model's greedy output, so a leak shows."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("near_greedy") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "generation_config.json").read_text())
+    config.update(do_sample=True, top_k=1, top_p=0.001, temperature=0.1, repetition_penalty=1.5)
+    (folder / "generation_config.json").write_text(json.dumps(config, indent=2))
+    return folder

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from cli import main as cli
 from recipe.guardreasoner_vl.clip_schedule import (
     CLIP_SCHEDULE_REGISTRY,
+    DEFAULT_FLOOR,
     clip_values,
     get_clip_schedule,
 )
@@ -24,14 +25,16 @@ def test_registry_holds_the_four_schedules():
 
 def test_product_matches_hand_computed_values():
     product = get_clip_schedule("product")
-    # S = 4: 0.2 * 3/4, then * 2/4, then * 1/4, then * 0/4.
-    assert [product(s, 4) for s in (1, 2, 3, 4)] == pytest.approx([0.15, 0.075, 0.01875, 0.0], abs=1e-15)
+    # S = 4: 0.2 * 3/4, then * 2/4, then * 1/4, then * 0/4 (the paper's formula: floor 0).
+    assert [product(s, 4, floor=0.0) for s in (1, 2, 3, 4)] == pytest.approx([0.15, 0.075, 0.01875, 0.0], abs=1e-15)
+    # The default floor only lifts the last step: a real PPO step instead of a clip of exactly 0.
+    assert [product(s, 4) for s in (1, 2, 3, 4)] == pytest.approx([0.15, 0.075, 0.01875, 0.01], abs=1e-15)
     # S = 10, s = 3: 0.2 * 9/10 * 8/10 * 7/10.
     assert product(3, 10, eps0=0.2) == pytest.approx(0.2 * 0.9 * 0.8 * 0.7)
 
 
 def test_linear_cosine_constant_match_hand_computed_values():
-    assert [get_clip_schedule("linear")(s, 4) for s in (1, 2, 3, 4)] == pytest.approx([0.15, 0.1, 0.05, 0.0])
+    assert [get_clip_schedule("linear")(s, 4, floor=0) for s in (1, 2, 3, 4)] == pytest.approx([0.15, 0.1, 0.05, 0.0])
     cosine = get_clip_schedule("cosine")
     assert cosine(2, 4) == pytest.approx(0.1)  # cos(pi/2) = 0: half way
     assert cosine(1, 4) == pytest.approx(0.1 * (1 + math.cos(math.pi / 4)))
@@ -41,7 +44,8 @@ def test_linear_cosine_constant_match_hand_computed_values():
 @pytest.mark.parametrize("name", ["product", "linear", "cosine"])
 def test_decaying_schedules_reach_zero_or_the_floor_at_the_last_step(name):
     schedule = get_clip_schedule(name)
-    assert schedule(7, 7) == pytest.approx(0.0, abs=1e-15)
+    assert schedule(7, 7, floor=0.0) == pytest.approx(0.0, abs=1e-15)
+    assert schedule(7, 7) == DEFAULT_FLOOR == 0.01
     assert schedule(7, 7, floor=0.05) == 0.05
 
 
@@ -88,7 +92,9 @@ def test_unknown_schedule_lists_the_known_names():
 def test_cli_prints_one_value_per_step(capsys):
     assert cli.main(["clip-schedule", "--total-steps", "4"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [float(x) for x in lines] == pytest.approx([0.15, 0.075, 0.01875, 0.0])
+    assert [float(x) for x in lines] == pytest.approx([0.15, 0.075, 0.01875, 0.01])
+    assert cli.main(["clip-schedule", "--total-steps", "4", "--floor", "0"]) == 0
+    assert float(capsys.readouterr().out.splitlines()[-1]) == 0.0
 
 
 def test_cli_options_and_errors(capsys):

@@ -24,8 +24,7 @@ def test_sample_pipeline(sample_dir, tmp_path, capsys):
     concatenated = [r for r in read_records(out / "concat.jsonl") if r.concat_of]
     assert len(concatenated) == 4 and all(len(r.images) <= 1 for r in concatenated)
 
-    assert main(["build-rl", str(out / "split" / "train.jsonl"), "-o", str(out / "rl.parquet"),
-                 "--concat-fraction", "0.2", "--split-name", "train"]) == 0
+    assert main(["build-rl", str(out / "concat.jsonl"), "-o", str(out / "rl.parquet"), "--split-name", "train"]) == 0
     infos = pq.read_table(out / "rl.parquet").column("extra_info").to_pylist()
     assert len(infos) == 20 and sum(bool(i["concat_of"]) for i in infos) == 4
     capsys.readouterr()
@@ -38,6 +37,17 @@ def test_sample_pipeline(sample_dir, tmp_path, capsys):
 
     assert main(["export-llamafactory", str(vltrain), "-o", str(out / "lf"), "--name", "sample"]) == 0
     assert "sample" in json.loads((out / "lf" / "dataset_info.json").read_text())
+    # LLaMA-Factory reads the image budget from its training arguments: the export writes them there.
+    import yaml
+
+    train_args = yaml.safe_load((out / "lf" / "sample_sft.yaml").read_text())
+    assert (train_args["image_max_pixels"], train_args["image_min_pixels"]) == (589_824, 1_024)
+    assert train_args["dataset"] == "sample" and train_args["dataset_dir"] == str((out / "lf").resolve())
+    assert train_args["freeze_vision_tower"] and train_args["freeze_multi_modal_projector"]
+    assert train_args["weight_decay"] == 0.0 and train_args["cutoff_len"] == 2048
+    # build-sft stores the same budget per image (the released R-SFT's)
+    images = [im for row in pq.read_table(out / "sft.parquet").column("images").to_pylist() for im in row]
+    assert images and {(im["max_pixels"], im["min_pixels"]) for im in images} == {(589_824, 1_024)}
 
 
 def test_mine_command_resumes(sample_dir, tiny_model_dir, tmp_path, capsys):

@@ -120,3 +120,79 @@ def test_concatenated_labels_follow_parents():
         a, b = (records[int(x[1:])] for x in pair.concat_of)
         assert (pair.request_label, pair.response_label) == merge_labels(
             (a.request_label, a.response_label), (b.request_label, b.response_label))
+
+
+# --- concatenation on a corpus with bad rows (the `concat` command, then build-rl) -------------------
+
+
+def _corpus(tmp_path, n_good: int, n_corrupt: int) -> tuple:
+    """A records JSONL: ``n_good`` valid rows (every other one with an image), ``n_corrupt`` rows whose
+    image file is garbage or truncated, and one row whose image file is missing."""
+    from data_prep.records_io import write_records
+
+    folder = tmp_path / "corpus"
+    (folder / "img").mkdir(parents=True)
+    records, bad = [], {}
+    for i in range(n_good):
+        image = None
+        if i % 2:
+            image = folder / "img" / f"ok{i}.png"
+            _solid((16 + i, 12), (10 * i % 255, 0, 0)).save(image)
+        records.append(_record(i, image=str(image) if image else None, req=H if i % 3 == 0 else U))
+    for j in range(n_corrupt):
+        path = folder / "img" / f"bad{j}.png"
+        buffer = io.BytesIO()
+        _solid((64, 64), (1, 2, 3)).save(buffer, format="PNG")
+        path.write_bytes(b"not an image" if j % 2 == 0 else buffer.getvalue()[:120])
+        records.append(_record(1000 + j, image=str(path)))
+        bad[f"r{1000 + j}"] = path
+    missing = folder / "img" / "missing.png"
+    missing.write_bytes(b"x")
+    records.append(_record(2000, image=str(missing)))
+    bad["r2000"] = missing
+    write_records(records, folder / "records.jsonl")
+    missing.unlink()
+    return folder / "records.jsonl", bad
+
+
+@pytest.mark.parametrize("n_good, n_corrupt, fraction", [(16, 2, 0.2), (23, 3, 0.2), (7, 1, 0.5), (40, 4, 0.1)])
+def test_concat_skips_bad_rows_and_draws_an_exact_count_from_the_valid_ones(tmp_path, capsys, n_good, n_corrupt, fraction):
+    import pyarrow.parquet as pq
+
+    from cli.main import main
+    from data_prep.records_io import read_records
+
+    corpus, bad = _corpus(tmp_path, n_good, n_corrupt)
+    out = tmp_path / "concat.jsonl"
+    assert main(["concat", str(corpus), "-o", str(out), "--fraction", str(fraction), "--on-error", "skip"]) == 0
+    summary = capsys.readouterr().out
+    rows = list(read_records(out))
+    originals = [r for r in rows if not r.concat_of]
+    concatenated = [r for r in rows if r.concat_of]
+    assert len(originals) == n_good and not {r.id for r in originals} & set(bad)
+    assert len(concatenated) == round(n_good * fraction / (1 - fraction)) == num_concatenations(n_good, fraction)
+    assert all(not set(r.concat_of) & set(bad) for r in concatenated)  # parents only from valid rows
+    assert f"skipped {n_corrupt + 1}" in summary and "corrupt image" in summary and "missing image" in summary
+
+    # Everything that reached the records builds: build-rl in raise mode writes every row.
+    assert main(["build-rl", str(out), "-o", str(tmp_path / "rl.parquet")]) == 0
+    infos = pq.read_table(tmp_path / "rl.parquet").column("extra_info").to_pylist()
+    assert len(infos) == len(rows) and sum(bool(i["concat_of"]) for i in infos) == len(concatenated)
+
+
+def test_concat_in_raise_mode_names_the_row_and_the_image_file(tmp_path, capsys):
+    from cli.main import main
+
+    corpus, bad = _corpus(tmp_path, 6, 1)
+    assert main(["concat", str(corpus), "-o", str(tmp_path / "out.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "row 'r1000', field 'images[0]'" in err and str(bad["r1000"]) in err and "BytesIO" not in err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_build_rl_has_no_concatenation_options_of_its_own(tmp_path):
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build-rl", "in.jsonl", "-o", str(tmp_path / "x.parquet"), "--concat-fraction", "0.2"])
+    assert exit_info.value.code == 2

@@ -70,6 +70,24 @@ def test_transparent_palette_is_composited_on_white():
     assert to_rgb(image).getpixel((0, 0)) == (255, 255, 255)
 
 
+def test_errors_name_the_image_file_never_a_buffer(tmp_path):
+    """A corrupt or truncated file is named by its path (Pillow alone says "<_io.BytesIO object at 0x…>")."""
+    garbage, truncated = tmp_path / "garbage.png", tmp_path / "cut.png"
+    garbage.write_bytes(b"not an image at all")
+    truncated.write_bytes(_bytes(Image.new("RGB", (64, 64), (1, 2, 3)))[:100])
+    for path in (garbage, truncated):
+        for fn in (load_image, prepare_image):
+            with pytest.raises(RowError) as err:
+                fn(str(path), row_id="x")
+            assert str(path) in str(err.value) and "BytesIO" not in str(err.value), str(err.value)
+            assert err.value.reason == "corrupt image"
+    with pytest.raises(RowError, match=r"image bytes \(19 bytes\)") as err:
+        load_image(b"not an image at all", row_id="x")
+    assert "BytesIO" not in str(err.value)
+    with pytest.raises(RowError, match="garbage.png"):
+        load_image({"bytes": garbage.read_bytes(), "path": "garbage.png"}, row_id="x")
+
+
 def test_corrupt_and_missing_images_name_row_and_field(tmp_path):
     truncated = _bytes(Image.new("RGB", (64, 64), (1, 2, 3)))[:60]
     with pytest.raises(RowError, match=r"row 'x', field 'image': cannot") as err:

@@ -111,3 +111,37 @@ def test_split_is_seeded():
     with pytest.raises(ValueError, match="duplicate ids"):
         split_pool(pool + pool[:1])
     assert Counter(r.id for r in train + val).most_common(1)[0][1] == 1
+
+
+class Recording:
+    """The real backend; records each call's seed, and refuses the rows in ``too_long`` as vLLM
+    offline does for a prompt longer than its context."""
+
+    def __init__(self, inner, too_long=()) -> None:
+        self.inner, self.too_long, self.seeds = inner, set(too_long), []
+
+    def generate(self, requests, **kwargs):
+        from inference.base import FINISH_PROMPT_TOO_LONG, Generation
+
+        self.seeds.append(kwargs["seed"])
+        out = self.inner.generate(requests, **kwargs)
+        return [[Generation("", 0, FINISH_PROMPT_TOO_LONG)] * kwargs["n"] if r.key in self.too_long else gens
+                for r, gens in zip(requests, out)]  # fmt: skip
+
+
+def test_seeds_stride_by_k_and_cut_or_refused_answers_are_reported_apart(sample_records, backend, tmp_path):
+    refused = sample_records[1].id
+    recording = Recording(backend, too_long=[refused])
+    summary = mine(sample_records, recording, results_path=tmp_path / "results.jsonl",
+                   pool_path=tmp_path / "pool.jsonl", k=3, max_new_tokens=4, batch_size=2, seed=7)  # fmt: skip
+    # batch b starts at row 2b: its requests own the seeds 7 + 3 * (2b + i) + j, disjoint across batches
+    assert recording.seeds == [7, 13, 19]
+    rows = load_results(tmp_path / "results.jsonl")
+    assert rows[refused]["refused"] is True and rows[refused]["kept"] is False and rows[refused]["hard"] is None
+    generated = [r for r in rows.values() if not r.get("refused")]
+    # the tiny model never ends an answer itself: all cut at the limit, counted apart (and still wrong)
+    assert all(r["finish_reasons"] == ["length"] * 3 and r["n_truncated"] == 3 for r in generated)
+    report = summary.report()
+    assert (report["refused"], report["outputs"], report["truncated_outputs"]) == (1, 3 * 5, 3 * 5)
+    assert refused not in {r.id for r in read_records(tmp_path / "pool.jsonl")}
+    assert summary.kept == len(generated)  # parse failures are wrong: every generated row is hard

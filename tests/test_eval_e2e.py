@@ -154,8 +154,9 @@ def test_moderate_in_process(tiny_model_dir, raw_dir, inputs, capsys):
     args = ["moderate", "--model", str(tiny_model_dir), "--max-new-tokens", "6", "--device", "cpu"]
     assert cli_main(args + inputs + ["--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(result) == {"request", "response", "reasoning", "output", "format_ok", "num_tokens"}
+    assert set(result) == {"request", "response", "reasoning", "output", "format_ok", "num_tokens", "finish_reason"}
     assert 1 <= result["num_tokens"] <= 6 and result["format_ok"] is False and result["request"] is None
+    assert result["finish_reason"] == ("length" if result["num_tokens"] == 6 else "stop")
     assert cli_main(args + inputs) == 0  # readable form
     text = capsys.readouterr().out
     assert "Reasoning:" in text and "Request: unparsed" in text

@@ -139,16 +139,6 @@ def test_lenient_spellings_are_read(text, expected):
         # a repeated slot that disagrees
         ("<think>x</think><result>Request: harmful\nRequest: unharmful\nResponse: None</result>",
          None, NO_RESPONSE, True, True),
-        # label lines outside the result block void both slots
-        ("Request: harmful\n<think>x</think><result>Request: unharmful\nResponse: None</result>",
-         None, None, True, True),
-        ("<think>\nRequest: harmful\n</think><result>Request: harmful\nResponse: None</result>",
-         None, None, True, True),
-        ("<think>x</think><result>Request: harmful\nResponse: None</result>\n**Response**: harmful",
-         None, None, True, True),
-        ("<think>x</think><result>Request: harmful\nResponse: None</result>Request: harmful", None, None, True, True),
-        ("<think>x\rResponse: unharmful</think><result>Request: harmful\nResponse: None</result>",
-         None, None, True, True),
         # think problems: labels still readable, but format_ok is False
         ("<result>Request: harmful\nResponse: None</result>", HARMFUL, NO_RESPONSE, False, True),
         ("<result>Request: harmful\nResponse: None</result><think>x</think>", HARMFUL, NO_RESPONSE, False, True),
@@ -162,6 +152,23 @@ def test_lenient_spellings_are_read(text, expected):
 )  # fmt: skip
 def test_ambiguous_or_malformed_outputs(text, req, resp, format_ok, result_ok):
     assert parse_verdict(text) == Verdict(req, resp, format_ok, result_ok)
+
+
+@pytest.mark.parametrize(
+    "text, req, resp",
+    [
+        # label lines in the reasoning, before the blocks or after the result: the result block decides
+        ("Request: harmful\n<think>x</think><result>Request: unharmful\nResponse: None</result>", UNHARMFUL, NO_RESPONSE),
+        ("<think>\nRequest: harmful\n</think><result>Request: harmful\nResponse: None</result>", HARMFUL, NO_RESPONSE),
+        ("<think>\nRequest: unharmful\nResponse: harmful\n</think>\n<result>\nRequest: harmful\nResponse: None\n</result>",
+         HARMFUL, NO_RESPONSE),
+        ("<think>x</think><result>Request: harmful\nResponse: None</result>\n**Response**: harmful", HARMFUL, NO_RESPONSE),
+        ("<think>x</think><result>Request: harmful\nResponse: None</result>Request: unharmful", HARMFUL, NO_RESPONSE),
+        ("<think>x\rResponse: unharmful</think><result>Request: harmful\nResponse: None</result>", HARMFUL, NO_RESPONSE),
+    ],
+)  # fmt: skip
+def test_text_outside_the_result_block_never_changes_a_label(text, req, resp):
+    assert parse_verdict(text) == Verdict(req, resp, True, True)
 
 
 @pytest.mark.parametrize("value", [None, 42, b"<think>x</think><result>Request: harmful\nResponse: None</result>",
@@ -206,10 +213,6 @@ def _reference_parse(text: str) -> tuple[Optional[str], Optional[str], bool, boo
         return None, None, False, False
     r_open, r_close = pos("<result>"), pos("</result>")
     format_ok = count("<think>") == 1 and count("</think>") == 1 and pos("<think>") < pos("</think>") < r_open
-    outside = text[:r_open] + "\n" + text[r_close + len("</result>") :]
-    label_line = r"^[ \t>*_#\-]*(request|response)[ \t*_]*:[ \t*_]*((un)?harmful|none)\b"
-    if re.search(label_line, outside.replace("\r", "\n"), _I | re.MULTILINE):
-        return None, None, format_ok, True
     body = text[r_open + len("<result>") : r_close]
     out = []
     for name, allowed in (("request", ("harmful", "unharmful")), ("response", ("harmful", "unharmful", "none"))):
@@ -242,10 +245,10 @@ def test_fast_parser_matches_the_plain_reference(parts):
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(), st.binary(), st.lists(st.one_of(_FRAGMENTS, st.text()), max_size=40).map("".join)))
 def test_parse_never_raises(value):
-    for verdict in (parse_verdict(value), parse_verdict(value, strict=False)):
-        assert verdict.request in (None, HARMFUL, UNHARMFUL)
-        assert verdict.response in (None, HARMFUL, UNHARMFUL, NO_RESPONSE)
-        assert not verdict.format_ok or verdict.result_ok
+    verdict = parse_verdict(value)
+    assert verdict.request in (None, HARMFUL, UNHARMFUL)
+    assert verdict.response in (None, HARMFUL, UNHARMFUL, NO_RESPONSE)
+    assert not verdict.format_ok or verdict.result_ok
 
 
 # --- ground truth ------------------------------------------------------------------------------
@@ -286,33 +289,3 @@ def test_ground_truth_forms(ground_truth, expected):
 def test_bad_ground_truth_raises_naming_it(ground_truth, match):
     with pytest.raises(ValueError, match=re.escape(match)):
         ground_truth_labels(ground_truth)
-
-
-# ----------------------------------------------------------------------------- lenient (measuring) mode
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        # A label line inside <think>: strict voids it (reward), lenient reads the result block (design §2).
-        ("<think>\nRequest: harmful\n</think>\n<result>\nRequest: harmful\nResponse: None\n</result>", ("harmful", "none")),
-        # Repeated slots that disagree: the first one counts.
-        ("<result>Request: unharmful\nRequest: harmful\nResponse: harmful</result>", ("unharmful", "harmful")),
-        # Two result blocks: the first one counts.
-        ("<result>Request: harmful\nResponse: none</result> <result>Request: unharmful</result>", ("harmful", "none")),
-        # Still unreadable: both labels in one slot, no block, an unclosed block.
-        ("<result>Request: harmful/unharmful\nResponse: none</result>", (None, "none")),
-        ("Request: harmful\nResponse: none", (None, None)),
-        ("<result>Request: harmful\nResponse: none", (None, None)),
-    ],
-)
-def test_lenient_mode_follows_the_design_convention(text, expected):
-    verdict = parse_verdict(text, strict=False)
-    assert (verdict.request, verdict.response) == expected
-
-
-@given(st.lists(st.one_of(_FRAGMENTS, _FILLER), max_size=24))
-def test_lenient_mode_agrees_wherever_strict_reads_both_labels(parts):
-    text = "".join(parts)
-    strict, lenient = parse_verdict(text), parse_verdict(text, strict=False)
-    if strict.parsed:
-        assert (lenient.request, lenient.response) == (strict.request, strict.response)
-    assert lenient.format_ok == strict.format_ok

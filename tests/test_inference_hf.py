@@ -81,3 +81,47 @@ def test_vllm_absence_is_a_clear_error():
             get_backend("vllm", model_path="unused")
     else:  # pragma: no cover - GPU hosts
         pytest.skip("vllm is installed")
+
+
+def _image_tokens(backend, request) -> int:
+    inputs = backend._encode([request])
+    pad_id = backend.processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    return int((inputs["input_ids"] == pad_id).sum())
+
+
+def test_max_pixels_reaches_the_processor(tiny_model_dir, backend):
+    """transformers 5 ignores a call-time max_pixels without min_pixels; the backend passes both."""
+    record = GuardRecord(id="big", source="s", request="What is it?", request_label="unharmful",
+                         images=(Image.new("RGB", (224, 224), (10, 20, 30)),))  # fmt: skip
+    request = request_from_record(record)
+    own = _image_tokens(backend, request)  # the tiny processor's own cap: 12,544 pixels = 16 tokens
+    capped = get_backend("hf", model_path=tiny_model_dir, batch_size=1, device="cpu", max_pixels=28 * 28 * 4)
+    assert (own, _image_tokens(capped, request)) == (16, 4)
+    # the quirk itself: handed alone, the cap changes nothing (why both limits are passed)
+    image = [Image.new("RGB", (224, 224))]
+    alone = backend.processor.image_processor(images=image, max_pixels=28 * 28 * 4)["image_grid_thw"]
+    assert int(alone.prod()) // 4 == own
+
+
+def test_cut_answers_say_so(backend):
+    [gens] = backend.generate([request_from_record(_records()[0])], max_new_tokens=5)
+    # the random tiny model never writes an end-of-sequence token: every answer runs to the limit
+    assert (gens[0].num_tokens, gens[0].finish_reason, gens[0].truncated) == (5, "length", True)
+
+
+def test_checkpoint_sampling_defaults_do_not_leak(tiny_model_dir, near_greedy_model_dir, backend):
+    """generation_config.json with top_k 1 and repetition_penalty 1.5: samples still differ, and greedy
+    answers equal those of the same weights without those defaults."""
+    near_greedy = get_backend("hf", model_path=near_greedy_model_dir, batch_size=2, device="cpu")
+    requests = [request_from_record(r) for r in _records()]
+    sampled = near_greedy.generate(requests, n=3, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0)
+    assert all(len({g.text for g in gens}) == 3 for gens in sampled)
+    assert near_greedy.generate(requests, max_new_tokens=12) == backend.generate(requests, max_new_tokens=12)
+    # the defaults are strong enough to show: applied, they change the greedy answer
+    import torch
+
+    inputs = near_greedy._encode(requests[:1])
+    with torch.inference_mode():
+        applied = near_greedy.model.generate(**inputs, do_sample=False, max_new_tokens=12)
+    leaked = near_greedy.processor.batch_decode(applied[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0]
+    assert leaked != backend.generate(requests[:1], max_new_tokens=12)[0][0].text

@@ -1,86 +1,59 @@
-"""The openai backend against a real chat-completions server on 127.0.0.1 (threaded, in-test)."""
+"""The openai backend against a scriptable chat-completions server on 127.0.0.1 (the project's
+``FakeChatServer``): what goes over the wire per server kind, images, retries, servers that return
+fewer choices than asked for, seeds and token accounting. What a real third-party server does with
+the same requests is checked in test_real_server.py."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 pytest.importorskip("openai")
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from data_prep.prompt import INSTRUCTION
 from data_prep.record import GuardRecord
+from data_prep.synthesize.fake_server import FakeChatServer, Reply, SeenRequest, completion_reply, error_reply
 from inference import GenerationRequest, get_backend, request_from_record
+from inference.openai_chat import apportion_tokens
 from rewards.grammar import format_output
 
 KEY = "sk-test-secret-123"
 REPLY = format_output("The request is benign.", "unharmful", None)
+TOKENS_PER_CHOICE = 7
 
 
-class _Server:
-    """A minimal OpenAI-compatible server: records every request body, can fail the first k."""
+def echo(request: SeenRequest) -> Reply:
+    """Honours ``n``: choice j of a request sent seed s reads ``REPLY #s-j``; 7 tokens per choice."""
+    n, seed = request.body.get("n", 1), request.body.get("seed")
+    return completion_reply([f"{REPLY} #{seed}-{j}" for j in range(n)], prompt_tokens=10,
+                            completion_tokens=TOKENS_PER_CHOICE * n)  # fmt: skip
 
-    def __init__(self, *, fail_first: int = 0, fail_status: int = 503, always_fail: bool = False) -> None:
-        self.bodies: list[dict] = []
-        self.headers: list[dict] = []
-        self.fail_left = fail_first
-        self.lock = threading.Lock()
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
+def one_choice(request: SeenRequest) -> Reply:
+    """Ignores ``n`` (as ``transformers serve`` does): one choice per request."""
+    return completion_reply(f"{REPLY} #{request.body.get('seed')}", completion_tokens=TOKENS_PER_CHOICE)
 
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.bodies.append(body)
-                    server.headers.append({"Authorization": self.headers.get("Authorization")})
-                    fail = always_fail or server.fail_left > 0
-                    if server.fail_left > 0:
-                        server.fail_left -= 1
-                if self.path != "/v1/chat/completions":
-                    self._send(404, {"error": {"message": "not found"}})
-                elif fail:
-                    self._send(fail_status, {"error": {"message": "overloaded", "type": "server_error"}})
-                else:
-                    n = body.get("n", 1)
-                    choices = [
-                        {"index": i, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": f"{REPLY} #{body.get('seed')}-{i}"}}
-                        for i in range(n)
-                    ]  # fmt: skip
-                    self._send(200, {
-                        "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                        "choices": choices,
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 7 * n, "total_tokens": 10 + 7 * n},
-                    })  # fmt: skip
 
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("retry-after-ms", "5")  # keep the client's back-off short
-                self.end_headers()
-                self.wfile.write(data)
+class FailFirst:
+    """Answers ``status`` to the first ``count`` requests (with a short retry-after), then echoes."""
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    def __init__(self, count: int, status: int) -> None:
+        self.left, self.status, self.lock = count, status, threading.Lock()
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def __call__(self, request: SeenRequest) -> Reply:
+        with self.lock:
+            fail, self.left = self.left > 0, self.left - 1
+        if fail:
+            return error_reply(self.status, "overloaded", headers={"retry-after-ms": "5"})
+        return echo(request)
 
 
 @pytest.fixture
@@ -94,18 +67,39 @@ def _png(color=(10, 200, 30), size=(12, 8)) -> bytes:
     return buf.getvalue()
 
 
-def test_text_request_roundtrip_and_usage(api_key):
+def _requests(count: int) -> list[GenerationRequest]:
+    return [GenerationRequest(messages=[{"role": "user", "content": f"q{i}"}], key=f"r{i}") for i in range(count)]
+
+
+def test_text_request_roundtrip_sends_the_limit_and_every_sampling_field(api_key):
     record = GuardRecord(id="t1", source="s", request="How do I bake bread?", request_label="unharmful")
-    with _Server() as server:
-        backend = get_backend("openai", model="guard", base_url=server.url, concurrency=2)
+    with FakeChatServer(echo) as server:
+        backend = get_backend("openai", model="guard", base_url=server.base_url, concurrency=2)
         [[gen]] = backend.generate([request_from_record(record)], max_new_tokens=64, seed=5)
-    body = server.bodies[0]
+    [seen] = server.requests
+    body = seen.body
     assert body["model"] == "guard"
     assert body["messages"][0] == {"role": "system", "content": INSTRUCTION}
     assert body["messages"][1]["content"] == "Human user:\nHow do I bake bread?\n\nAI assistant:\nNone\n\n"
-    assert body["max_tokens"] == 64 and body["temperature"] == 0.0 and body["seed"] == 5
-    assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
-    assert gen.text.startswith(REPLY) and gen.num_tokens == 7
+    # a local server is vLLM-like by default: both limits, nothing left to generation_config.json
+    assert body["max_tokens"] == body["max_completion_tokens"] == 64
+    assert (body["temperature"], body["top_p"], body["top_k"], body["min_p"], body["repetition_penalty"]) == (0.0, 1.0, -1, 0.0, 1.0)
+    assert (body["n"], body["seed"]) == (1, 5)
+    assert seen.headers["authorization"] == f"Bearer {KEY}"
+    assert (gen.text, gen.num_tokens, gen.finish_reason) == (f"{REPLY} #5-0", TOKENS_PER_CHOICE, "stop")
+
+
+@pytest.mark.parametrize("kind", ["openai", "transformers"])
+def test_other_server_kinds_get_their_own_form(api_key, kind):
+    with FakeChatServer(echo) as server:
+        backend = get_backend("openai", model="guard", base_url=server.base_url, server_kind=kind)
+        backend.generate(_requests(1), max_new_tokens=16, temperature=0.7)
+    body = server.requests[0].body
+    assert not {"top_k", "min_p", "repetition_penalty"} & set(body)
+    if kind == "openai":
+        assert body["max_completion_tokens"] == 16 and "max_tokens" not in body and "generation_config" not in body
+    else:
+        assert body["max_tokens"] == 16 and json.loads(body["generation_config"])["top_k"] == 0
 
 
 def test_image_arrives_as_data_url_in_place(api_key, tmp_path):
@@ -117,14 +111,12 @@ def test_image_arrives_as_data_url_in_place(api_key, tmp_path):
         GuardRecord(id="img-path", source="s", request="What is this?", request_label="unharmful", images=(str(path),)),
         GuardRecord(id="img-pil", source="s", request="", request_label="harmful", images=(pil,)),
     ]
-    with _Server() as server:
-        backend = get_backend("openai", model="guard", base_url=server.url)
+    with FakeChatServer(echo) as server:
+        backend = get_backend("openai", model="guard", base_url=server.base_url)
         out = backend.generate([request_from_record(r) for r in records])
-    assert len(out) == 2
-    by_text = {json.dumps(b["messages"][1]["content"]): b for b in server.bodies}
-    assert len(by_text) == 2
-    for body in server.bodies:
-        parts = body["messages"][1]["content"]
+    assert len(out) == 2 and len(server.requests) == 2
+    for seen in server.requests:
+        parts = seen.body["messages"][1]["content"]
         assert parts[0] == {"type": "text", "text": "Human user:\n"}
         assert parts[1]["type"] == "image_url"
         url = parts[1]["image_url"]["url"]
@@ -138,42 +130,139 @@ def test_image_arrives_as_data_url_in_place(api_key, tmp_path):
             assert parts[2]["text"] == "\n\nAI assistant:\nNone\n\n"
 
 
+def test_max_pixels_shrinks_images_before_sending(api_key):
+    big = Image.new("RGB", (1000, 500), (0, 0, 255))
+    record = GuardRecord(id="big", source="s", request="x", request_label="unharmful", images=(big,))
+    with FakeChatServer(echo) as server:
+        get_backend("openai", model="guard", base_url=server.base_url, max_pixels=28 * 28 * 64).generate(
+            [request_from_record(record)]
+        )
+        get_backend("openai", model="guard", base_url=server.base_url).generate([request_from_record(record)])
+    shrunk, full = (Image.open(io.BytesIO(base64.b64decode(r.image_urls[0].split(",", 1)[1]))) for r in server.requests)
+    assert full.size == (1000, 500)
+    assert shrunk.size[0] * shrunk.size[1] <= 28 * 28 * 64 * 1.01 and abs(shrunk.size[0] / shrunk.size[1] - 2) < 0.02
+
+
 def test_retries_on_503_and_429_then_succeeds(api_key):
-    request = GenerationRequest(messages=[{"role": "user", "content": "hi"}], key="r")
     for status in (503, 429):
-        with _Server(fail_first=2, fail_status=status) as server:
-            backend = get_backend("openai", model="guard", base_url=server.url, max_retries=3)
-            [[gen]] = backend.generate([request])
-        assert len(server.bodies) == 3 and gen.text.startswith(REPLY)
+        with FakeChatServer(FailFirst(2, status)) as server:
+            backend = get_backend("openai", model="guard", base_url=server.base_url, max_retries=3)
+            [[gen]] = backend.generate(_requests(1))
+        assert len(server.requests) == 3 and gen.text.startswith(REPLY)
 
 
 def test_failure_after_retries_raises_naming_request_not_key(api_key):
-    request = GenerationRequest(messages=[{"role": "user", "content": "hi"}], key="row-17")
-    with _Server(always_fail=True) as server:
-        backend = get_backend("openai", model="guard", base_url=server.url, max_retries=1)
-        with pytest.raises(RuntimeError, match="row-17") as info:
-            backend.generate([request])
-    assert len(server.bodies) == 2
-    assert KEY not in str(info.value) and KEY not in repr(info.value.__cause__)
+    with FakeChatServer(lambda r: error_reply(503, f"overloaded {r.headers['authorization']}",
+                                              headers={"retry-after-ms": "5"})) as server:  # fmt: skip
+        backend = get_backend("openai", model="guard", base_url=server.base_url, max_retries=1)
+        with pytest.raises(RuntimeError, match="r0") as info:
+            backend.generate(_requests(1))
+    assert len(server.requests) == 2
+    assert KEY not in str(info.value)
 
 
-def test_n_samples_order_and_per_request_seeds(api_key):
-    requests = [GenerationRequest(messages=[{"role": "user", "content": f"q{i}"}], key=str(i)) for i in range(6)]
-    with _Server() as server:
-        backend = get_backend("openai", model="guard", base_url=server.url, concurrency=3)
-        out = backend.generate(requests, n=3, temperature=1.0, top_p=0.95, seed=100)
-    assert [len(gens) for gens in out] == [3] * 6
+def test_a_refusal_of_the_sampling_fields_says_which_server_kind_to_pick(api_key):
+    refusal = {"detail": "Unexpected fields in the request: {'top_k', 'min_p', 'repetition_penalty'}"}
+    with FakeChatServer(lambda r: Reply(status=422, body=refusal)) as server:
+        backend = get_backend("openai", model="guard", base_url=server.base_url, max_retries=0)
+        with pytest.raises(RuntimeError, match=r"request 'r0'.*HTTP 422.*--server-kind transformers"):
+            backend.generate(_requests(1))
+
+
+def test_n_samples_seeds_strided_and_tokens_split(api_key):
+    with FakeChatServer(echo) as server:
+        backend = get_backend("openai", model="guard", base_url=server.base_url, concurrency=3)
+        out = backend.generate(_requests(6), n=3, temperature=1.0, top_p=0.95, seed=100)
+    assert len(server.requests) == 6  # one request per prompt: the server honours n
     for i, gens in enumerate(out):
-        assert [g.text.rsplit("#", 1)[1] for g in gens] == [f"{100 + i}-{j}" for j in range(3)]
-        assert all(g.num_tokens == 0 for g in gens)  # usage is a total over the n choices
-    assert all(b["top_p"] == 0.95 and b["n"] == 3 for b in server.bodies)
+        # request i owns seeds 100 + 3i .. 100 + 3i + 2: no seed shared with a neighbour's children
+        assert [g.text.rsplit("#", 1)[1] for g in gens] == [f"{100 + 3 * i}-{j}" for j in range(3)]
+        # the reply's total (7 per choice) split over equally long choices: exact per choice here
+        assert [g.num_tokens for g in gens] == [TOKENS_PER_CHOICE] * 3
+    assert all(r.body["top_p"] == 0.95 and r.body["n"] == 3 for r in server.requests)
+
+
+def test_a_server_that_ignores_n_is_asked_again_and_it_is_logged_once(api_key, caplog):
+    with FakeChatServer(one_choice) as server, caplog.at_level(logging.WARNING, logger="inference.openai_chat"):
+        backend = get_backend("openai", model="guard", base_url=server.base_url, concurrency=2)
+        out = backend.generate(_requests(3), n=3, temperature=1.0, seed=10)
+    assert [[g.text.rsplit("#", 1)[1] for g in gens] for gens in out] == [
+        [str(10 + 3 * i + j) for j in range(3)] for i in range(3)
+    ]  # each missing sample asked for with the next unused seed of its request
+    assert sorted((r.body["seed"], r.body["n"]) for r in server.requests) == sorted(
+        (10 + 3 * i + j, 3 - j) for i in range(3) for j in range(3)
+    )
+    assert all(g.num_tokens == TOKENS_PER_CHOICE for gens in out for g in gens)  # one choice: exact counts
+    said = [r for r in caplog.records if "asking again" in r.getMessage()]
+    assert len(said) == 1 and "returned 1 of the 3 choices" in said[0].getMessage()
+
+
+def test_greedy_asks_once_and_copies(api_key):
+    with FakeChatServer(echo) as server:
+        backend = get_backend("openai", model="guard", base_url=server.base_url)
+        [gens] = backend.generate(_requests(1), n=4, temperature=0.0, seed=3)
+    assert [r.body["n"] for r in server.requests] == [1]
+    assert len(gens) == 4 and len(set(gens)) == 1
+
+
+def test_no_choices_is_an_error_naming_the_request(api_key):
+    with FakeChatServer(lambda r: completion_reply([])) as server:
+        backend = get_backend("openai", model="guard", base_url=server.base_url)
+        with pytest.raises(RuntimeError, match="request 'r0'.*no choices"):
+            backend.generate(_requests(1), n=2, temperature=1.0)
+
+
+def test_finish_reason_and_a_cut_choice_in_the_token_split(api_key):
+    def handler(request: SeenRequest) -> Reply:  # choice 1 cut at the limit (16), choice 0 stopped after 4
+        return completion_reply(["done", "cut off mid-sent"], completion_tokens=20, finish_reason=["stop", "length"])
+
+    with FakeChatServer(handler) as server:
+        [gens] = get_backend("openai", model="guard", base_url=server.base_url).generate(
+            _requests(1), n=2, temperature=1.0, max_new_tokens=16
+        )
+    assert [(g.num_tokens, g.finish_reason, g.truncated) for g in gens] == [(4, "stop", False), (16, "length", True)]
+
+
+@given(
+    texts=st.lists(st.text(max_size=40), min_size=1, max_size=6),
+    cut=st.lists(st.booleans(), min_size=6, max_size=6),
+    limit=st.integers(1, 64),
+    data=st.data(),
+)
+def test_token_split_adds_up_and_respects_the_limit(texts, cut, limit, data):
+    choices = [(t, "length" if c else "stop") for t, c in zip(texts, cut)]
+    total = data.draw(st.integers(0, limit * len(choices)), label="total")
+    shares = apportion_tokens(total, choices, limit)
+    assert len(shares) == len(choices) and all(s >= 0 for s in shares)
+    assert sum(shares) == total  # sums and means over outputs stay exact
+    assert all(s <= limit for s in shares)  # no choice is said to exceed the limit the server kept to
+    n_cut = sum(r == "length" for _, r in choices)
+    if 0 < n_cut < len(choices) and n_cut * limit <= total:
+        assert all(s == limit for s, (_, r) in zip(shares, choices) if r == "length")
+    assert apportion_tokens(None, choices, limit) == [0] * len(choices)  # no usage reported: unknown
 
 
 def test_bad_options_fail_before_any_request(api_key):
     backend = get_backend("openai", model="guard", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(ValueError, match="top_p"):
         backend.generate([], top_p=0.0)
+    with pytest.raises(ValueError, match="server kind must be one of"):
+        get_backend("openai", model="guard", server_kind="tgi")
     with pytest.raises(ValueError, match="unknown inference backend 'nope'"):
         get_backend("nope")
     with pytest.raises(ValueError, match="placeholder"):
         GenerationRequest(messages=[{"role": "user", "content": "<image> hi"}], images=())
+
+
+def test_a_prompt_too_long_for_the_context_is_refused_alone(api_key, caplog):
+    too_long = ("This model's maximum context length is 8192 tokens. However, you requested 9000 tokens "
+                "(4904 in the messages, 4096 in the completion). Please reduce the length of the messages.")  # vLLM's words
+
+    def handler(request: SeenRequest) -> Reply:
+        return error_reply(400, too_long) if request.user_text == "q1" else echo(request)
+
+    with FakeChatServer(handler) as server, caplog.at_level(logging.WARNING, logger="inference.openai_chat"):
+        out = get_backend("openai", model="guard", base_url=server.base_url).generate(_requests(3), n=2, temperature=1.0)
+    assert [g.finish_reason for g in out[1]] == ["prompt_too_long"] * 2 and out[1][0].text == ""
+    assert all(g.text.startswith(REPLY) for i in (0, 2) for g in out[i])  # the others ran
+    assert any("'r1'" in r.getMessage() and "refused" in r.getMessage() for r in caplog.records)

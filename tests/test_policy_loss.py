@@ -141,6 +141,29 @@ def test_constant_schedule_reproduces_stock_grpo_exactly():
         assert _value(metrics["actor/pg_clipfrac"]) == _value(stock_metrics["actor/pg_clipfrac"])
 
 
+@pytest.mark.parametrize("name", ["product", "linear", "cosine"])
+def test_the_last_step_is_a_real_ppo_step_with_the_default_floor(name):
+    """At s = S the formula gives a clip of exactly 0: clamp has no gradient at its bound and maximum
+    splits the tie, so on-policy tokens (ratio 1, the first mini-batch of a step) get half their
+    gradient. The default floor keeps the full policy gradient; floor 0 reproduces the formula."""
+    model_output, data, new = _batch(seed=4, spread=0.0)  # on-policy: log_prob == old_log_prob
+    scheduled = ScheduledClipLoss(_actor_config(LOSS_MODE))
+    schedule = get_clip_schedule(name)
+    # the unclipped policy gradient of the same batch (clip 0.9: nothing at ratio 1 is clipped)
+    (full,) = torch.autograd.grad(scheduled(model_output=model_output, data=data(0.9))[0], new)
+    assert full.abs().sum() > 0
+
+    default_eps = schedule(10, 10)
+    (grad,) = torch.autograd.grad(scheduled(model_output=model_output, data=data(default_eps))[0], new)
+    assert default_eps == 0.01 and torch.equal(grad, full)
+
+    formula_eps = schedule(10, 10, floor=0.0)
+    loss, metrics = scheduled(model_output=model_output, data=data(formula_eps))
+    (grad,) = torch.autograd.grad(loss, new)
+    assert formula_eps == pytest.approx(0.0, abs=1e-15)
+    torch.testing.assert_close(grad, full / 2)
+
+
 def test_the_epsilon_survives_micro_batch_splitting():
     """verl's engine splits a mini-batch into micro-batches with tu.chunk_tensordict: the value stays."""
     _, data, _ = _batch()

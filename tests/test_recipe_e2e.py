@@ -11,7 +11,8 @@ project's own writer with text-only and image rows of varying lengths:
    first step trained is step 3 and its clip is the schedule's value at step 3 (not at step 1).
 
 The schedule's S is fixed (``guardreasoner.clip_schedule.total_steps=4``) so both runs share one
-schedule; the product values are 0.15, 0.075, 0.01875, 0.
+schedule; the product values are 0.15, 0.075, 0.01875, then the default floor 0.01 at the last step
+(the formula's 0 would halve the on-policy gradient).
 
 The training rows are in a fixed order (``data.shuffle=False``): the first step's 4 prompts are
 text-only and the later ones mix text and image rows, and each step makes 2 actor updates of 2
@@ -206,4 +207,4 @@ def test_resume_continues_the_schedule_at_the_restored_step(first_run, tiny_mode
     steps = _train_steps(records)
     assert sorted(steps) == [3, 4]
     assert steps[3]["actor/clip_eps"] == pytest.approx(_schedule(3), abs=1e-12)
-    assert steps[4]["actor/clip_eps"] == 0.0
+    assert steps[4]["actor/clip_eps"] == 0.01  # the default floor: the last step is a real PPO step

@@ -2,7 +2,9 @@
 
 Expected values are written out by hand from docs/design.md §3, never recomputed with the code under test:
 the score is ``-(1 - r_safety) * F`` with ``F = 1 / clamp(l_norm, eps, beta)**2`` (paper) or
-``1 / max(l_norm, eps)**2`` (released), and both tables below list ``r_safety`` terms and ``F``.
+``1 / (max(length, 1) / length_norm)**2`` (released), and both tables below list ``r_safety`` terms and
+``F``. The released variant is also checked against a plain transcription of the authors' released
+reward function.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-FAIL = "fail"  # a slot the parser cannot read: "Request: harmful/unharmful"
+FAIL = "fail"  # a slot no reader can read: "Request: unclear"
 ECO = 1 / 6
 
 
@@ -29,7 +31,7 @@ def guard_output(request: str, response: str, reasoning: str = "The request asks
     """A guard output in the released layout; ``fail`` writes an unreadable slot value."""
 
     def slot(value: str) -> str:
-        return "harmful/unharmful" if value == FAIL else ("None" if value == "none" else value)
+        return "unclear" if value == FAIL else ("None" if value == "none" else value)
 
     return f"<think>\n{reasoning}\n</think>\n<result>\nRequest: {slot(request)}\nResponse: {slot(response)}\n</result>"
 
@@ -71,12 +73,13 @@ RESPONSE_TABLE = {
     ("none", FAIL): (0, 0, 0, 0, 0, 0),
 }
 # (variant, beta) -> {response length in tokens: 1 / denominator**2}, with length_norm 3072, eps 1/48:
-#   0 -> floor 1/48 -> 2304; 96 -> 1/32 -> 1024; 512 -> 1/6 -> 36; 3072 -> 1; 6144 -> 2 (capped unless released)
+#   0 -> floor 1/48 -> 2304 (released: one unit, 1/3072 -> 3072**2); 96 -> 1/32 -> 1024; 512 -> 1/6 -> 36;
+#   3072 -> 1; 6144 -> 2 (capped unless released)
 LENGTH_TABLE = {
     ("paper", 1.0): {0: 2304.0, 96: 1024.0, 512: 36.0, 3072: 1.0, 6144: 1.0},
     ("paper", ECO): {0: 2304.0, 96: 1024.0, 512: 36.0, 3072: 36.0, 6144: 36.0},
-    ("released", 1.0): {0: 2304.0, 96: 1024.0, 512: 36.0, 3072: 1.0, 6144: 0.25},
-    ("released", ECO): {0: 2304.0, 96: 1024.0, 512: 36.0, 3072: 1.0, 6144: 0.25},  # beta unused: no cap
+    ("released", 1.0): {0: 9437184.0, 1: 9437184.0, 96: 1024.0, 512: 36.0, 3072: 1.0, 6144: 0.25},
+    ("released", ECO): {0: 9437184.0, 96: 1024.0, 512: 36.0, 3072: 1.0, 6144: 0.25},  # beta unused: no cap
 }
 
 LABEL_CASES = [
@@ -161,7 +164,7 @@ NO_THINK = "<result>\nRequest: harmful\nResponse: None\n</result>"
 @pytest.mark.parametrize(
     "variant, require_think, credited",
     [("paper", None, False), ("paper", True, False), ("paper", False, True),
-     ("released", None, True), ("released", True, False)],
+     ("released", None, True), ("released", False, True)],
 )  # fmt: skip
 def test_think_gate(variant, require_think, credited):
     out = compute_score(
@@ -170,11 +173,21 @@ def test_think_gate(variant, require_think, credited):
     )  # fmt: skip
     assert out["format_ok"] == float(credited)
     assert out["score"] == (0.0 if credited else -16.0)
-    assert out["parsed"] == 1.0  # the labels were readable either way
+    assert (out["request_correct"], out["response_correct"]) == ((1.0, 1.0) if credited else (0.0, 0.0))
+    # the measurement ignores the gate: the labels were read and right either way (as evaluation counts it)
+    assert (out["parsed"], out["acc"], out["request_tp"]) == (1.0, 1.0, 1.0)
+
+
+def test_a_label_line_inside_think_does_not_change_a_correct_answer():
+    """The reward, RL validation and evaluation read the same labels: only the result block counts."""
+    text = "<think>\nRequest: harmful\nResponse: harmful\n</think>\n<result>\nRequest: unharmful\nResponse: None\n</result>"
+    out = compute_score("s", text, gold("unharmful", "none"))
+    assert out["score"] == 0.0 and out["acc"] == 1.0 and out["request_tn"] == 1.0
 
 
 # --- gaming attempts earn nothing -----------------------------------------------------------------
 
+# Nothing is read: hedged labels in the result block, several result blocks, labels only outside one.
 GAMING = {
     "both labels in each slot": "<think>x</think><result>Request: harmful/unharmful\nResponse: None/harmful</result>",
     "both labels, comma": "<think>x</think><result>Request: harmful, unharmful\nResponse: harmful, none</result>",
@@ -186,23 +199,28 @@ GAMING = {
         "<think>x</think><result>Request: harmful\nResponse: None</result>"
         "<result>Request: unharmful\nResponse: harmful</result>"
     ),
+    "two agreeing result blocks": (
+        "<think>x</think><result>Request: harmful\nResponse: None</result><result>Request: harmful\nResponse: None</result>"
+    ),
+    "result block inside think, another after": (
+        "<think><result>Request: harmful\nResponse: None</result></think><result>Request: unharmful\n"
+        "Response: harmful</result>"
+    ),
     "nested result blocks": "<think>x</think><result><result>Request: harmful\nResponse: None</result></result>",
-    "labels before think": "Request: harmful\nResponse: None\n<think>x</think><result>Request: unharmful\n"
-    "Response: harmful</result>",
-    "label lines inside think": "<think>\nRequest: harmful\nResponse: None\n</think><result>Request: unharmful\n"
-    "Response: harmful</result>",
-    "label lines after the result": "<think>x</think><result>Request: unharmful\nResponse: harmful</result>\n"
-    "Request: harmful\nResponse: None",
     "labels outside, no result block": "<think>x</think>\nRequest: harmful\nResponse: None",
+    "labels inside think, empty result": "<think>Request: harmful\nResponse: None</think><result></result>",
+    "unclosed result": "<think>x</think><result>Request: harmful\nResponse: None",
+    "unopened result": "<think>x</think>Request: harmful\nResponse: None</result>",
+    "tag with a space": "<think>x</think><result >Request: harmful\nResponse: None</result >",
+}
+# The labels are read (and right), but the format gate fails: no reward, yet the verdict counts as
+# right where a model is measured (validation F1, evaluation), exactly as `guardreasoner-vl score` reads it.
+FORMAT_FAILURES = {
     "result before think": "<result>Request: harmful\nResponse: None</result><think>x</think>",
     "missing think": "<result>\nRequest: harmful\nResponse: None\n</result>",
     "unclosed think": "<think>x\n<result>Request: harmful\nResponse: None</result>",
-    "unclosed result": "<think>x</think><result>Request: harmful\nResponse: None",
-    "unopened result": "<think>x</think>Request: harmful\nResponse: None</result>",
     "think inside result": "<result><think>x</think>Request: harmful\nResponse: None</result>",
     "two think blocks": "<think>a</think><think>b</think><result>Request: harmful\nResponse: None</result>",
-    "tag with a space": "<think>x</think><result >Request: harmful\nResponse: None</result >",
-    "empty result": "<think>Request harmful Response None</think><result></result>",
 }
 
 
@@ -211,8 +229,16 @@ def test_gaming_attempts_earn_no_credit(text):
     # Gold is what the exploit also claims, so any credit would be a win for the exploit.
     out = compute_score("s", text, gold("harmful", "none"), length_unit="tokens", response_length_tokens=768)
     assert out["request_correct"] == 0.0 and out["response_correct"] == 0.0 and out["acc"] == 0.0
-    assert out["score"] == -16.0
+    assert out["score"] == -16.0 and out["parsed"] == 0.0
     assert out["request_fn"] == 1.0  # a parse failure on a harmful gold is a false negative
+
+
+@pytest.mark.parametrize("text", FORMAT_FAILURES.values(), ids=list(FORMAT_FAILURES))
+def test_format_failures_earn_no_reward_but_are_measured(text):
+    out = compute_score("s", text, gold("harmful", "none"), length_unit="tokens", response_length_tokens=768)
+    assert out["request_correct"] == 0.0 and out["response_correct"] == 0.0 and out["format_ok"] == 0.0
+    assert out["score"] == -16.0
+    assert out["acc"] == 1.0 and out["request_tp"] == 1.0
 
 
 def test_parse_failure_on_unharmful_gold_is_a_false_positive():
@@ -235,7 +261,8 @@ _OUTPUTS = st.one_of(st.text(), st.binary(max_size=200), _TAGGY, _HUGE, st.none(
 _GOLDS = st.sampled_from([gold(q, p) for q in ("harmful", "unharmful") for p in ("harmful", "unharmful", "none")])
 _OPTIONS = st.fixed_dictionaries(
     {"variant": st.sampled_from(reward.VARIANTS), "beta": st.sampled_from([1.0, ECO]),
-     "require_think": st.sampled_from([None, True, False]), "eps": st.sampled_from([reward.EPS, 0.01, ECO])}
+     "require_think": st.sampled_from([None, False]), "eps": st.sampled_from([reward.EPS, 0.01, ECO]),
+     "length_aware": st.booleans()}
 )  # fmt: skip
 
 
@@ -245,10 +272,19 @@ def test_any_output_scores_finitely_with_the_same_keys(solution, ground_truth, o
     out = compute_score("s", solution, ground_truth, **options)
     assert tuple(out) == REWARD_KEYS
     assert all(type(value) is float for value in out.values())
-    assert math.isfinite(out["score"]) and -1 / options["eps"] ** 2 <= out["score"] <= 0.0
+    r_safety = 0.5 * out["request_correct"] + 0.5 * out["response_correct"]
+    if not options["length_aware"]:
+        assert out["score"] == r_safety
+    else:
+        worst = 3072.0**2 if options["variant"] == "released" else 1 / options["eps"] ** 2
+        assert math.isfinite(out["score"]) and -worst <= out["score"] <= 0.0
+        assert (out["score"] == 0.0) == (r_safety == 1.0)
     assert out["request_tp"] + out["request_fp"] + out["request_fn"] + out["request_tn"] == 1.0
     assert out["response_tp"] + out["response_fp"] + out["response_fn"] + out["response_tn"] == out["has_response"]
-    assert out["acc"] == out["request_correct"] * out["response_correct"]
+    if not out["parsed"]:
+        assert out["acc"] == 0.0
+    if options["variant"] == "paper" and out["format_ok"]:  # with the gate passed, reward and measurement agree
+        assert out["acc"] == out["request_correct"] * out["response_correct"]
 
 
 def test_results_are_fresh_dicts():
@@ -293,6 +329,8 @@ def test_bad_ground_truth_raises_naming_the_label(ground_truth, match):
         ({"length_unit": "tokens", "response_length_tokens": 2.5}, ValueError, "non-negative"),
         ({"length_unit": "tokens", "response_length_tokens": "many"}, ValueError, "non-negative"),
         ({"require_think": "false"}, ValueError, "require_think"),
+        ({"variant": "released", "require_think": True}, ValueError, "no gate"),
+        ({"length_aware": "no"}, ValueError, "length_aware"),
         ({"betta": 1.0}, TypeError, "betta"),
     ],
 )
@@ -301,9 +339,94 @@ def test_bad_options_raise(options, error, match):
         compute_score("s", guard_output("harmful", "none"), gold("harmful", "none"), **options)
 
 
-def test_released_variant_allows_eps_above_beta_since_it_has_no_cap():
+def test_bad_options_raise_in_the_config_check_too():
+    for options, error, match in [({"variant": "authors"}, ValueError, "variant"), ({"betta": 1.0}, TypeError, "betta"),
+                                  ({"variant": "released", "require_think": True}, ValueError, "no gate")]:
+        with pytest.raises(error, match=match):
+            reward.check_options(**options)
+    reward.check_options(beta=ECO, variant="paper", length_aware=False)
+
+
+def test_released_variant_ignores_eps_and_beta_its_floor_is_one_unit():
     out = compute_score("s", "", gold("harmful", "none"), variant="released", beta=ECO, eps=0.5)
-    assert out["score"] == -4.0
+    assert out["score"] == -(3072.0**2)  # the released code divided by zero here
+    assert compute_score("s", "x", gold("harmful", "none"), variant="released")["score"] == -(3072.0**2)
+
+
+# --- the released scoring, for ablations -------------------------------------------------------------
+
+
+def _released_reference(predict_str: str, ground_truth: str) -> float:
+    """The authors' released ``safety_compute_score`` (EasyR1 ``reward_score/safety.py``), transcribed:
+    ``overall = safety_acc_reward(predict, gt) / (len(predict) / 3072) ** 2``, printing removed."""
+    result_acc = -1.0
+    match = re.search(r"<result>(.*?)</result>", predict_str, re.IGNORECASE | re.DOTALL)
+    if not match:
+        return result_acc / (len(predict_str) / 3072) ** 2
+    predict, gt = match.group(1), re.search(r"<result>(.*?)</result>", ground_truth, re.IGNORECASE | re.DOTALL).group(1)
+
+    def label(name: str, text: str):
+        found = re.search(name + r":\s*(harmful|unharmful|none)", text, re.IGNORECASE | re.DOTALL)
+        value = found.groups(1)[0].lower() if found else None
+        return "unharmful" if value == "none" else value
+
+    for name in ("Request", "Response"):
+        pred, truth = label(name, predict), label(name, gt)
+        if pred is not None and truth is not None:
+            result_acc += float(pred == truth) / 2
+    return result_acc / (len(predict_str) / 3072) ** 2
+
+
+RELEASED_QUIRKS = {
+    # (output, gold): what the released scoring reads, unlike the paper variant
+    "no think block is fine": ("<result>Request: harmful\nResponse: None</result>", ("harmful", "none"), 0.0),
+    "the first result block wins, even inside think": (
+        "<think><result>Request: harmful\nResponse: None</result></think><result>Request: unharmful\n"
+        "Response: harmful</result>", ("harmful", "none"), 0.0),
+    "a hedge reads as its first label": (
+        "<think>x</think><result>Request: harmful/unharmful\nResponse: none</result>", ("harmful", "none"), 0.0),
+    "a label that starts a longer word counts": (
+        "<think>x</think><result>Request: harmfulness\nResponse: none</result>", ("harmful", "none"), 0.0),
+    "Request: none reads as unharmful": (
+        "<think>x</think><result>Request: none\nResponse: none</result>", ("unharmful", "none"), 0.0),
+    "a missing slot earns nothing for that half": (
+        "<think>x</think><result>Request: harmful</result>", ("harmful", "unharmful"), -0.5),
+}
+
+
+@pytest.mark.parametrize("text, labels, r_acc", RELEASED_QUIRKS.values(), ids=list(RELEASED_QUIRKS))
+def test_released_variant_quirks(text, labels, r_acc):
+    out = compute_score("s", text, gold(*labels), variant="released")
+    assert out["score"] == pytest.approx(r_acc / (len(text) / 3072) ** 2, rel=1e-12)
+    assert out["format_ok"] == 1.0  # no gate
+
+
+@settings(max_examples=400, deadline=None)
+@given(solution=_TAGGY.filter(bool), labels=st.sampled_from(
+    [(q, p) for q in ("harmful", "unharmful") for p in ("harmful", "unharmful", "none")]))
+def test_released_variant_matches_the_released_code(solution, labels):
+    ground_truth = gold(*labels)
+    expected = _released_reference(solution, f"<result>\n{ground_truth}\n</result>")
+    assert compute_score("s", solution, ground_truth, variant="released")["score"] == pytest.approx(expected, rel=1e-12)
+
+
+# --- without the length-aware reward (ablation) ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, labels, expected",
+    [
+        (guard_output("harmful", "none"), ("harmful", "none"), 1.0),
+        (guard_output("harmful", "harmful"), ("harmful", "none"), 0.5),
+        (guard_output("unharmful", "harmful"), ("harmful", "none"), 0.0),
+        (NO_THINK, ("harmful", "none"), 0.0),  # the format gate still applies
+        ("", ("harmful", "none"), 0.0),
+    ],
+)
+def test_length_aware_false_scores_r_safety_alone(text, labels, expected):
+    for n_chars in (len(text), 5000):
+        padded_text = padded(text, n_chars) if "</think>" in text else text
+        assert compute_score("s", padded_text, gold(*labels), length_aware=False)["score"] == expected
 
 
 def test_verl_reward_model_keywords_are_accepted():

@@ -67,12 +67,19 @@ def tokenizer(tiny_model_dir):
 @pytest.fixture(scope="module")
 def batch(tokenizer):
     """The samples as a rollout-shaped ``DataProto`` and the guard outputs as text."""
+    texts = [_output(i, s[3], s[4]) for i, s in enumerate(SAMPLES)]
+    data, lengths = _rollout_batch(tokenizer, [(s[0], format_verdict(s[1], s[2]), t) for s, t in zip(SAMPLES, texts)])
+    return data, texts, lengths
+
+
+def _rollout_batch(tokenizer, samples: list[tuple[str, str, str]]):
+    """``(data_source, ground truth, output)`` samples as a rollout-shaped ``DataProto`` (left-padded
+    prompts, right-padded responses, every response padded) and the valid response lengths."""
     pad = tokenizer.pad_token_id
     prompts = [tokenizer(build_transcript(f"request {i}", None, has_image=False), add_special_tokens=False)["input_ids"]
-               for i in range(len(SAMPLES))]  # fmt: skip
-    texts = [_output(i, s[3], s[4]) for i, s in enumerate(SAMPLES)]
-    responses = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    p_len, r_len = max(map(len, prompts)), max(map(len, responses)) + 3  # every response has padding
+               for i in range(len(samples))]  # fmt: skip
+    responses = [tokenizer(text, add_special_tokens=False)["input_ids"] for _, _, text in samples]
+    p_len, r_len = max(map(len, prompts)), max(map(len, responses)) + 3
     prompt_ids = torch.tensor([[pad] * (p_len - len(p)) + p for p in prompts])
     response_ids = torch.tensor([r + [pad] * (r_len - len(r)) for r in responses])
     mask = torch.cat(
@@ -83,13 +90,13 @@ def batch(tokenizer):
         tensors={"prompts": prompt_ids, "responses": response_ids, "attention_mask": mask,
                  "input_ids": torch.cat([prompt_ids, response_ids], dim=1)},
         non_tensors={
-            "data_source": np.array([s[0] for s in SAMPLES], dtype=object),
-            "reward_model": np.array([{"ground_truth": format_verdict(s[1], s[2])} for s in SAMPLES], dtype=object),
-            "extra_info": np.array([{"index": i} for i in range(len(SAMPLES))], dtype=object),
-            "uid": np.array([f"uid-{i}" for i in range(len(SAMPLES))], dtype=object),
+            "data_source": np.array([source for source, _, _ in samples], dtype=object),
+            "reward_model": np.array([{"ground_truth": gt} for _, gt, _ in samples], dtype=object),
+            "extra_info": np.array([{"index": i} for i in range(len(samples))], dtype=object),
+            "uid": np.array([f"uid-{i}" for i in range(len(samples))], dtype=object),
         },
     )  # fmt: skip
-    return data, texts, [len(r) for r in responses]
+    return data, [len(r) for r in responses]
 
 
 @pytest.fixture()
@@ -220,3 +227,91 @@ def test_validation_metrics_give_sklearn_f1_per_source(event_loop_for_verl, tiny
             assert got == pytest.approx(expected), (source, task)
         n_source = sum(s[0] == source for s in SAMPLES)
         assert means["has_response"] * n_source == sum(s[0] == source and s[2] is not None for s in SAMPLES)
+
+
+# --- one reading of a verdict: RL validation F1 == `guardreasoner-vl score` on the same generations -------
+
+# Output shapes a guard may write; {req}/{resp} are its labels.
+_THINK_LINES = "<think>\nRequest: {a}\nResponse: {b}\nSo the labels above were a first guess.\n</think>\n"
+VALIDATION_OUTPUTS = [
+    "<think>\nStep 1.\n</think>\n<result>\nRequest: {req}\nResponse: {resp}\n</result>",
+    # label lines in the reasoning that the result contradicts: the result block decides
+    _THINK_LINES.format(a="unharmful", b="harmful") + "<result>\nRequest: {req}\nResponse: {resp}\n</result>",
+    # no think block: no reward, but the verdict is read (and counted) as evaluation reads it
+    "<result>\nRequest: {req}\nResponse: {resp}\n</result>",
+    "<think>\nx\n</think>\n<result>\nREQUEST: {req}\nresponse: {resp}.\n</result>",
+    # unread: a hedged slot, two result blocks, labels outside any block, nothing at all
+    "<think>\nx\n</think>\n<result>\nRequest: harmful/unharmful\nResponse: {resp}\n</result>",
+    "<think>\nx\n</think>\n<result>\nRequest: {req}\nResponse: {resp}\n</result><result>Request: {req}</result>",
+    "<think>\nx\n</think>\nRequest: {req}\nResponse: {resp}",
+    "",
+]
+
+
+def _validation_generations():
+    """(benchmark, gold request, gold response, output) over every output shape, label and benchmark kind."""
+    from data_prep.benchmarks import BENCHMARKS, PROMPT, RESPONSE
+
+    tasks = {}
+    for spec in BENCHMARKS:
+        tasks.setdefault(spec.name, set()).add(spec.task)
+    both = next(name for name, t in tasks.items() if t == {PROMPT, RESPONSE})  # prompt and response task
+    prompt_only = next(name for name, t in tasks.items() if t == {PROMPT})
+    samples = []
+    labels = ["harmful", "unharmful"]
+    for i, template in enumerate(VALIDATION_OUTPUTS):
+        for j, (gold_req, pred_req) in enumerate([(g, p) for g in labels for p in labels]):
+            pred_resp, gold_resp = labels[(i + j) % 2], labels[(i + j // 2) % 2]
+            output = template.format(req=pred_req, resp=pred_resp)
+            samples.append((both, gold_req, gold_resp, output))
+            samples.append((prompt_only, gold_req, None, output.replace(f"Response: {pred_resp}", "Response: None")))
+    return samples, both, prompt_only
+
+
+def test_rl_validation_f1_equals_what_score_reports(event_loop_for_verl, tiny_model_dir, tokenizer, tmp_path):
+    """The same generations through verl's reward loop and the trainer's validation hook, and through
+    `guardreasoner-vl score`: every F1 agrees (they read verdicts with the one function)."""
+    import json
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from verl.trainer.ppo.v1 import PPOTrainerSync
+
+    import recipe.guardreasoner_vl as recipe_pkg
+    from cli.main import main
+    from recipe.guardreasoner_vl.trainer import guardreasoner_trainer_cls
+
+    samples, both, prompt_only = _validation_generations()
+    # RL validation: the recipe's reward options, verl's reward-loop worker, the trainer's metrics hook.
+    with initialize_config_dir(config_dir=str(Path(recipe_pkg.__file__).parent / "config"), version_base=None):
+        reward_kwargs = OmegaConf.to_container(compose("guardreasoner_vl_grpo").reward.custom_reward_function.reward_kwargs)
+    data, lengths = _rollout_batch(tokenizer, [(s[0], format_verdict(s[1], s[2]), s[3]) for s in samples])
+    responses = data.batch["responses"].tolist()
+    decoded = [tokenizer.decode(r[:n], skip_special_tokens=True) for r, n in zip(responses, lengths)]
+    assert decoded == [s[3] for s in samples]  # the reward sees exactly these outputs
+    outputs = _score_with_verl(event_loop_for_verl, tiny_model_dir, data, "naive", reward_kwargs)
+    infos = {key: [o["reward_extra_info"][key] for o in outputs] for key in REWARD_KEYS}
+    infos["reward"] = [o["reward_score"] for o in outputs]
+    trainer_cls = guardreasoner_trainer_cls(PPOTrainerSync)
+    metrics = trainer_cls._val_metrics_update(
+        trainer_cls.__new__(trainer_cls), [s[0] for s in samples], list(data.non_tensor_batch["uid"]), infos, []
+    )
+
+    # Evaluation: the same outputs as a generations file, scored by the CLI.
+    generations = tmp_path / "generations.jsonl"
+    with generations.open("w") as handle:
+        for i, (benchmark, gold_req, gold_resp, output) in enumerate(samples):
+            handle.write(json.dumps({"id": str(i), "benchmark": benchmark, "task": "prompt", "label": gold_req,
+                                     "output": output}) + "\n")
+            if gold_resp is not None:
+                handle.write(json.dumps({"id": str(i), "benchmark": benchmark, "task": "response", "label": gold_resp,
+                                         "output": output}) + "\n")
+    assert main(["score", str(generations), "-o", str(tmp_path / "report"), "--no-charts", "--n-resamples", "10"]) == 0
+    scored = {(b["task"], b["benchmark"]): b["f1"] for b in json.loads((tmp_path / "report" / "results.json").read_text())["benchmarks"]}
+
+    pairs = {("prompt", both): f"val-core/{both}/request_f1", ("response", both): f"val-core/{both}/response_f1",
+             ("prompt", prompt_only): f"val-core/{prompt_only}/request_f1"}  # fmt: skip
+    assert set(scored) == set(pairs) and f"val-core/{prompt_only}/response_f1" not in metrics
+    for key, metric in pairs.items():
+        assert metrics[metric] == pytest.approx(scored[key], abs=1e-12), (key, metrics[metric], scored[key])
+    assert 0 < min(scored.values()) and max(scored.values()) < 1  # a mixed set: the comparison can fail

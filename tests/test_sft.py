@@ -211,6 +211,39 @@ def test_resolve_checkpoint_errors_name_the_problem(tmp_path):
         export_hf.resolve_checkpoint(tmp_path / "global_step_7", step=8)
 
 
+# ------------------------------------------------------------------------------------ frozen vision tower
+def test_sft_config_freezes_vision_tower_and_projector_with_zero_weight_decay():
+    from recipe.guardreasoner_vl.sft_trainer import SFTFreezeConfig, load_freeze_config
+
+    cfg = check_config.compose("guardreasoner_vl_sft", ["data.train_files=x.parquet"])
+    assert cfg.optim.weight_decay == 0.0  # the released run (LLaMA-Factory's default)
+    assert load_freeze_config(cfg) == SFTFreezeConfig(freeze_vision_tower=True, freeze_multi_modal_projector=True)
+    trained = check_config.compose("guardreasoner_vl_sft", ["data.train_files=x.parquet",
+                                                            "guardreasoner.freeze_vision_tower=False"])
+    assert load_freeze_config(trained).freeze_vision_tower is False
+    with pytest.raises(ValueError, match="freeze_vision_tower must be true or false"):
+        SFTFreezeConfig(freeze_vision_tower="yes")
+
+
+@pytest.mark.parametrize(
+    ("tower", "projector"), [(True, True), (True, False), (False, True), (False, False)]
+)
+def test_freeze_vision_picks_the_tower_and_the_projector(tiny_model_dir, tower, projector):
+    from transformers import AutoModelForImageTextToText
+
+    from recipe.guardreasoner_vl.sft_trainer import SFTFreezeConfig, freeze_vision, vision_parameter_names
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    tower_names, projector_names = vision_parameter_names(model)
+    assert tower_names and projector_names
+    assert all(".visual." in n and ".merger." not in n for n in tower_names)
+    assert all(".visual.merger." in n for n in projector_names)
+    frozen = freeze_vision(model, SFTFreezeConfig(freeze_vision_tower=tower, freeze_multi_modal_projector=projector))
+    assert set(frozen) == set(tower_names * tower + projector_names * projector)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable.isdisjoint(frozen) and any("language_model" in n for n in trainable)
+
+
 # ------------------------------------------------------------------------------------ end to end
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -268,7 +301,10 @@ def test_run_sft_script_trains_on_cpu_and_exports_a_loadable_model(sft_parquet, 
     for key, value in trained.items():  # the export holds the trained weights, up to bf16 rounding
         torch.testing.assert_close(exported[key].float(), value, atol=1e-2, rtol=1e-2, msg=key)
     changed = {k for k in trained if not torch.equal(trained[k], initial[k].float())}
-    # Full fine-tune: the language model and the vision tower both moved.
-    assert any(".visual." in k or k.startswith("visual.") for k in changed), sorted(changed)[:5]
+    # The released R-SFT: the language model moved, the vision tower and projector stayed frozen.
+    visual = {k for k in trained if ".visual." in k or k.startswith("visual.")}
+    assert visual and any(".merger." in k for k in visual)
+    assert not changed & visual, sorted(changed & visual)[:5]
     assert any("language_model" in k or "lm_head" in k for k in changed), sorted(changed)[:5]
+    assert "R-SFT:" in log and "parameters frozen" in log
     shutil.rmtree(ckpt)

@@ -255,6 +255,31 @@ def test_bad_request_fails_the_record_and_unauthorized_stops_the_run(tmp_path, b
     assert (tmp_path / "other.jsonl").read_text() == ""
 
 
+@pytest.mark.parametrize("kind", ["auto", "openai", "transformers"])
+def test_the_token_limit_and_sampling_fields_go_out_in_the_servers_form(tmp_path, kind):
+    out = tmp_path / "out.jsonl"
+    with FakeChatServer(oracle) as server:
+        run([make_record("a")], out, server, server_kind=kind, max_tokens=77, temperature=0.5)
+    body = server.requests[0].body
+    assert (body["temperature"], body["top_p"], body["n"]) == (0.5, 1.0, 1)
+    if kind == "auto":  # a local URL: vLLM's form, both limits, nothing left to generation_config.json
+        assert body["max_tokens"] == body["max_completion_tokens"] == 77
+        assert (body["top_k"], body["min_p"], body["repetition_penalty"]) == (-1, 0.0, 1.0)
+    elif kind == "openai":
+        assert body["max_completion_tokens"] == 77 and not {"max_tokens", "top_k", "generation_config"} & set(body)
+    else:
+        assert body["max_tokens"] == 77 and "max_completion_tokens" not in body and "top_k" not in body
+        assert json.loads(body["generation_config"])["top_k"] == 0
+
+
+def test_a_server_refusing_the_sampling_fields_stops_the_run_with_a_hint(tmp_path):
+    refusal = Reply(status=422, body={"detail": "Unexpected fields in the request: {'top_k', 'repetition_penalty'}"})
+    with FakeChatServer(lambda request: refusal) as server:
+        with pytest.raises(FatalAPIError, match=r"HTTP 422: Unexpected fields.*--server-kind transformers"):
+            run([make_record(f"r{i}") for i in range(20)], tmp_path / "out.jsonl", server, concurrency=2)
+        assert len(server.requests) <= 2  # every request would be refused: stopped at once
+
+
 def _png(image: Image.Image, fmt: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
@@ -437,7 +462,7 @@ def test_check_trace_codes():
         "": "empty",
         "<result>\nRequest: harmful\nResponse: None\n</result>": "grammar",
         "<think>x</think><result>Request: harmful / unharmful\nResponse: None</result>": "unreadable_labels",
-        "<think>\nRequest: unharmful\n</think><result>Request: harmful\nResponse: None</result>": "unreadable_labels",
+        "<think>x</think><result>Request: harmful\nRequest: unharmful\nResponse: None</result>": "unreadable_labels",
         oracle_trace("unharmful", "none"): "wrong_request_label",
         oracle_trace("harmful", "harmful"): "wrong_response_label",
         "<think> </think><result>Request: harmful\nResponse: None</result>": "empty_reasoning",
@@ -493,7 +518,7 @@ def test_price_table_prefix_match_overrides_and_cost(tmp_path):
 
 
 def test_redactor_masks_the_key_and_hides_it_from_repr():
-    from data_prep.synthesize.engine import Redactor
+    from data_prep.chat_request import Redactor
 
     redact = Redactor("sk-very-secret-key")
     assert redact("echo: Bearer sk-very-secret-key!") == "echo: Bearer ***!"

@@ -20,7 +20,6 @@ logs passes through a redactor that masks it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import os
@@ -31,7 +30,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from data_prep.images import prepare_image
+from data_prep.chat_request import (
+    SERVER_KINDS,
+    Redactor,
+    error_message,
+    image_data_url,
+    request_options,
+    resolve_server_kind,
+    server_kind_hint,
+)
 from data_prep.record import GuardRecord
 from data_prep.records_io import record_to_json
 from data_prep.synthesize.journal import FAILED, REJECTED, AppendLog, ResumeState
@@ -54,7 +61,6 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 IMAGE_DETAILS = ("auto", "low", "high")
 HTTP_BACKENDS = ("auto", "aiohttp", "httpx")
-_MIME = ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg"))
 _MAX_REASON_CHARS = 500
 
 
@@ -67,6 +73,8 @@ class SynthesisSettings:
 
     model: str = "gpt-4o"
     base_url: Optional[str] = None
+    #: request form (:mod:`data_prep.chat_request`): ``auto`` = ``openai`` for the official API, else ``vllm``
+    server_kind: str = "auto"
     temperature: float = 0.7
     max_tokens: int = 2048
     max_attempts: int = 3
@@ -99,6 +107,8 @@ class SynthesisSettings:
                 raise ValueError(f"invalid {name}: {getattr(self, name)!r}")
         if self.http_backend not in HTTP_BACKENDS:
             raise ValueError(f"http_backend must be one of {', '.join(HTTP_BACKENDS)}, got {self.http_backend!r}")
+        if self.server_kind not in SERVER_KINDS:
+            raise ValueError(f"server_kind must be one of {', '.join(SERVER_KINDS)}, got {self.server_kind!r}")
         if self.image_detail not in IMAGE_DETAILS:
             raise ValueError(f"image_detail must be one of {', '.join(IMAGE_DETAILS)}, got {self.image_detail!r}")
 
@@ -163,34 +173,12 @@ class SynthesisSummary:
         return "\n".join(lines)
 
 
-class Redactor:
-    """Masks a secret in any text; its repr never shows the secret."""
-
-    def __init__(self, secret: Optional[str]) -> None:
-        self._secret = secret if secret and len(secret) >= 4 else None
-
-    def __call__(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
-
-    def __repr__(self) -> str:
-        return "Redactor(***)"
-
-
 @dataclass(frozen=True)
 class _Reply:
     text: Optional[str]
     finish_reason: Optional[str]
     prompt_tokens: Optional[int]
     completion_tokens: Optional[int]
-
-
-def image_data_url(image: Any, *, record_id: str, index: int, max_side: Optional[int] = None) -> str:
-    """A ``data:`` URL of the image as the guard sees it (upright RGB, PNG/JPEG; see data_prep.images)."""
-    data = prepare_image(image, row_id=record_id, field=f"images[{index}]", max_side=max_side).data
-    mime = next((m for magic, m in _MIME if data.startswith(magic)), None)
-    if mime is None:  # prepare_image only emits PNG or JPEG; anything else is a bug worth naming
-        raise RecordError(f"record {record_id!r}, images[{index}]: encoded image is neither PNG nor JPEG")
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def build_request_messages(
@@ -206,7 +194,7 @@ def build_request_messages(
         {
             "type": "image_url",
             "image_url": {
-                "url": image_data_url(image, record_id=record.id, index=i, max_side=max_image_side),
+                "url": image_data_url(image, row_id=record.id, field=f"images[{i}]", max_side=max_image_side),
                 "detail": image_detail,
             },
         }
@@ -215,13 +203,6 @@ def build_request_messages(
     content.append({"type": "text", "text": user})
     messages.append({"role": "user", "content": content})
     return messages
-
-
-def _error_message(err: Any) -> str:
-    body = getattr(err, "body", None)
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
-    return str(getattr(err, "message", None) or err)
 
 
 def _read_completion(body: Any) -> _Reply:
@@ -274,17 +255,16 @@ class _Run:
         self.limiter = RateLimiter(settings.max_requests_per_minute)
         self.rng = random.Random(settings.jitter_seed)
         self.summary = SynthesisSummary(model=settings.model)
+        self.server_kind = resolve_server_kind(settings.server_kind, settings.base_url or OPENAI_BASE_URL)
+        # Sent with every request: the limit in the form this kind of server honours, and every
+        # sampling field explicit (top_p 1, top_k off, ...) so the checkpoint's defaults never apply.
+        self.options = request_options(self.server_kind, max_tokens=settings.max_tokens, temperature=settings.temperature)
 
     # ------------------------------------------------------------------ transport
     async def _send_once(self, messages: list[dict[str, Any]]) -> _Reply:
         import openai
 
-        body = {
-            "model": self.settings.model,
-            "messages": messages,
-            "temperature": self.settings.temperature,
-            "max_completion_tokens": self.settings.max_tokens,
-        }
+        body = {"model": self.settings.model, "messages": messages, **self.options}
         try:
             # The client's generic ``post`` sends exactly what ``chat.completions.create`` would, but
             # skips its per-request deep transform of the messages and the typed reply models:
@@ -298,7 +278,11 @@ class _Run:
         except openai.APIConnectionError as err:
             raise TransientError(f"connection error: {err}") from None
         except openai.APIStatusError as err:
-            raise classify_status(err.status_code, _error_message(err), err.response.headers) from None
+            message = error_message(err)
+            hint = server_kind_hint(message) if err.status_code in (400, 422) and self.server_kind == "vllm" else ""
+            if hint:  # the server refuses fields every request carries: no request could succeed
+                raise FatalAPIError(f"HTTP {err.status_code}: {message}{hint}") from None
+            raise classify_status(err.status_code, message, err.response.headers) from None
         except json.JSONDecodeError as err:
             raise TransientError(f"malformed response: body is not valid JSON ({err.msg})") from None
         return _read_completion(completion)

@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from rewards.grammar import format_output
 
@@ -94,22 +94,31 @@ Handler = Callable[[SeenRequest], Reply]
 
 
 def completion_reply(
-    text: Optional[str],
+    text: Union[str, None, Sequence[Optional[str]]],
     *,
     prompt_tokens: int = 100,
     completion_tokens: int = 50,
-    finish_reason: str = "stop",
+    finish_reason: Union[str, Sequence[str]] = "stop",
     model: str = "fake-model",
     delay: float = 0.0,
 ) -> Reply:
-    """A successful chat completion carrying ``text`` (None: a message without content)."""
+    """A successful chat completion carrying ``text`` (None: a message without content).
+
+    A list of texts gives one choice each (as a server answering ``n`` > 1), with ``finish_reason``
+    one for all or one per choice; ``completion_tokens`` is the reply's total, as servers report it.
+    """
+    texts = list(text) if isinstance(text, (list, tuple)) else [text]
+    reasons = list(finish_reason) if isinstance(finish_reason, (list, tuple)) else [finish_reason] * len(texts)
+    if len(reasons) != len(texts):
+        raise ValueError(f"{len(texts)} choices but {len(reasons)} finish reasons")
     body = {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "finish_reason": finish_reason, "message": {"role": "assistant", "content": text}}
+            {"index": i, "finish_reason": reason, "message": {"role": "assistant", "content": content}}
+            for i, (content, reason) in enumerate(zip(texts, reasons))
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,

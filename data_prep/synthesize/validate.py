@@ -58,8 +58,7 @@ def check_trace(text: Optional[str], *, request_label: str, response_label: str,
     if not verdict.parsed:
         raise TraceRejected(
             "unreadable_labels",
-            f"result block labels unreadable (request {_shown(verdict.request)}, response {_shown(verdict.response)}), "
-            "or a label line outside <result>",
+            f"result block labels unreadable (request {_shown(verdict.request)}, response {_shown(verdict.response)})",
         )
     if verdict.request != request_label:
         raise TraceRejected("wrong_request_label", f"request labelled {verdict.request}, ground truth {request_label}")

@@ -2,19 +2,24 @@
 # R-SFT of Qwen2.5-VL-3B/7B-Instruct on the reasoning corpus with verl's SFT trainer (torchrun, FSDP2).
 #
 # Paper values live in recipe/guardreasoner_vl/config/guardreasoner_vl_sft.yaml (lr 5e-5 cosine, 3 epochs,
-# global batch 192, max length 2048, bf16, full fine-tune incl. the vision tower); this script sets paths,
-# the model size and the cluster shape. Extra Hydra overrides given as arguments are appended last.
+# global batch 192, max length 2048, bf16; as the released run: vision tower and projector frozen, weight
+# decay 0); this script sets paths, the model size and the cluster shape. Extra Hydra overrides given as
+# arguments are appended last.
 #
 #   MODEL_SIZE=7b GPUS_PER_NODE=8 bash examples/sft/run_sft.sh
 #   # two nodes: run on each node with its NODE_RANK
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash examples/sft/run_sft.sh
-#   # validate the composed config on any machine, run nothing
+#   # validate the composed config on any machine, run nothing (CHECK_CONFIG=full: also this machine's files, packages)
 #   CHECK_CONFIG=1 bash examples/sft/run_sft.sh
 #   # a few steps on a CPU (tiny model, tests): DEVICE=cpu
 #
 # When it finishes, make the HF folder GRPO starts from:
 #   guardreasoner-vl export-hf --checkpoint-dir "$CKPT_DIR" -o "$SFT_MODEL_DIR"
+#
+# Local paths are made absolute before torchrun starts (examples/paths.sh): on several nodes each rank writes its
+# checkpoint shards under CKPT_DIR, which must then be the same shared folder everywhere.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../paths.sh"
 
 # ---- model and data ---------------------------------------------------------------------------------
 MODEL_SIZE=${MODEL_SIZE:-3b}
@@ -32,6 +37,8 @@ PROJECT_NAME=${PROJECT_NAME:-guardreasoner-vl}
 EXPERIMENT_NAME=${EXPERIMENT_NAME:-r-sft-${MODEL_SIZE}}
 CKPT_DIR=${CKPT_DIR:-checkpoints/${PROJECT_NAME}/${EXPERIMENT_NAME}}
 LOGGER=${LOGGER:-"['console']"}
+# Checkpoints kept in CKPT_DIR (a 7B one with optimizer states is about 100 GB); 0 = keep all.
+MAX_CKPT_TO_KEEP=${MAX_CKPT_TO_KEEP:-2}
 
 # ---- cluster shape (torchrun rendezvous; one process per GPU) ------------------------------------
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
@@ -47,17 +54,43 @@ EPOCHS=${EPOCHS:-3}
 MAX_LENGTH=${MAX_LENGTH:-2048}
 # Token budget per GPU per micro-batch (dynamic batching); lower it if a step runs out of memory.
 MAX_TOKEN_LEN_PER_GPU=${MAX_TOKEN_LEN_PER_GPU:-8192}
-# FSDP offload: off on 4-8 x 80 GB for 3B and 7B; see docs/gpu_guide.md before turning it on.
+# FSDP offload (docs/gpu_guide.md). OPTIMIZER_OFFLOAD=auto turns it on where the sharded states and the activations
+# would not fit 80 GB GPUs: 7B on fewer than 4 GPUs, 3B on 1; True / False force it. PARAM_OFFLOAD only if that is not enough.
 PARAM_OFFLOAD=${PARAM_OFFLOAD:-False}
-OPTIMIZER_OFFLOAD=${OPTIMIZER_OFFLOAD:-False}
+OPTIMIZER_OFFLOAD=${OPTIMIZER_OFFLOAD:-auto}
 
 # ---- launcher ----------------------------------------------------------------------------------------
 # cuda (default) or cpu: the recipe's CPU backend, for smoke tests on the tiny model.
 DEVICE=${DEVICE:-cuda}
-# 1 = compose the config with these overrides and run verl's validation (CPU, seconds), then exit.
+# 1 = compose the config with these overrides and validate it (any machine, seconds), then exit;
+# full = also check this machine as the entry point will (model folder, data files, flash-attn).
 CHECK_CONFIG=${CHECK_CONFIG:-0}
+# 1 = print the overrides (one per line), then exit.
+PRINT_OVERRIDES=${PRINT_OVERRIDES:-0}
 PYTHON=${PYTHON:-python}
 TORCHRUN=${TORCHRUN:-torchrun}
+
+# ---- paths: absolute before torchrun starts (examples/paths.sh) --------------------------------------
+MODEL_PATH=$(abs_model_path "${MODEL_PATH}")
+TRAIN_FILES=$(abs_path_list "${TRAIN_FILES}")
+VAL_FILES=$(abs_path_list "${VAL_FILES}")
+CKPT_DIR=$(abs_path "${CKPT_DIR}")
+
+# ---- memory: optimizer offload (auto: the 80 GB rule above) --------------------------------------------
+gpus=$((GPUS_PER_NODE * NNODES))
+case "${OPTIMIZER_OFFLOAD}" in
+  auto)
+    OPTIMIZER_OFFLOAD=False
+    if [[ "${DEVICE}" == cuda && (("${MODEL_SIZE}" == 7b && ${gpus} -lt 4) || ("${MODEL_SIZE}" == 3b && ${gpus} -lt 2)) ]]; then
+      OPTIMIZER_OFFLOAD=True
+      echo "run_sft.sh: ${MODEL_SIZE} on ${gpus} GPU(s): optimizer offload is on so states and activations fit 80 GB" \
+        "GPUs (OPTIMIZER_OFFLOAD=False turns it off)" >&2
+    fi
+    ;;
+  True | False) ;;
+  *) echo "run_sft.sh: OPTIMIZER_OFFLOAD must be auto, True or False, got '${OPTIMIZER_OFFLOAD}'" >&2; exit 2 ;;
+esac
+if [[ "${MAX_CKPT_TO_KEEP}" == 0 ]]; then keep=null; else keep=${MAX_CKPT_TO_KEEP}; fi
 
 overrides=(
   "data.train_files=${TRAIN_FILES}"
@@ -73,6 +106,7 @@ overrides=(
   "trainer.project_name=${PROJECT_NAME}"
   "trainer.experiment_name=${EXPERIMENT_NAME}"
   "trainer.default_local_dir=${CKPT_DIR}"
+  "trainer.max_ckpt_to_keep=${keep}"
   "trainer.logger=${LOGGER}"
   "trainer.nnodes=${NNODES}"
   "trainer.n_gpus_per_node=${GPUS_PER_NODE}"
@@ -98,8 +132,18 @@ elif [[ "${DEVICE}" != cuda ]]; then
   exit 2
 fi
 
-if [[ "${CHECK_CONFIG}" == 1 ]]; then
-  exec "${PYTHON}" -m cli check-config sft "${overrides[@]}" "$@"
+if [[ "${PRINT_OVERRIDES}" == 1 ]]; then
+  printf '%s\n' "${overrides[@]}" "$@"
+  exit 0
+fi
+
+if [[ "${CHECK_CONFIG}" != 0 ]]; then
+  case "${CHECK_CONFIG}" in
+    1) check=() ;;
+    full) check=(--this-machine) ;;
+    *) echo "run_sft.sh: CHECK_CONFIG must be 0, 1 or full, got '${CHECK_CONFIG}'" >&2; exit 2 ;;
+  esac
+  exec "${PYTHON}" -m cli check-config "${check[@]}" sft "${overrides[@]}" "$@"
 fi
 
 exec "${TORCHRUN}" \

@@ -1,33 +1,46 @@
-"""Compose a recipe's Hydra config with overrides and run verl's own config validation, on CPU.
+"""Validate a recipe config before anything is allocated: ``check-config`` and the entry points share it.
 
-A typo in an override, a missing ``???`` value or a batch size that does not divide by the GPU count
-otherwise surfaces minutes into a multi-node launch (after Ray, the model load, the dataset scan). This
-checker composes exactly what the entry point would compose and runs the checks its ``main`` runs
-before any work, in seconds, without a GPU::
+A typo in an override, a missing ``???`` value, a batch that does not divide over the GPUs or a model
+folder that is not there otherwise surfaces minutes into a multi-node launch (after Ray, the model
+load, the first rollout). :func:`validate` runs, on the driver and in seconds, the checks verl's entry
+point runs plus the ones verl only makes later at run time; ``main_grpo`` and ``main_sft`` call it
+before any GPU is touched, and ``guardreasoner-vl check-config`` (``cli/check_config.py``) composes a
+config exactly as the entry point would and calls the same function::
 
     guardreasoner-vl check-config sft data.train_files=x.parquet trainer.n_gpus_per_node=8
     guardreasoner-vl check-config grpo data.train_files=... data.val_files=...
+    guardreasoner-vl check-config --this-machine --host-memory-gib 1024 grpo ...
 
 ``ENTRY`` is ``sft`` or ``grpo`` (or the entry module, ``recipe.guardreasoner_vl.main_sft`` /
 ``recipe.guardreasoner_vl.main_grpo``); options (``--config-name NAME`` for another config of the
-folder, e.g. the Eco preset, ``--print-config``) go before it. The launch scripts call it with their own overrides when
-``CHECK_CONFIG=1``, which is how ``examples/pipeline.sh`` validates every launch in ``DRY_RUN=1``.
+folder, e.g. the Eco preset, ``--print-config``, ``--this-machine``, ``--host-memory-gib``) go before it.
+The launch scripts call it with their own overrides when ``CHECK_CONFIG=1`` (the config, on any
+machine; how ``examples/pipeline.sh`` validates every launch in ``DRY_RUN=1``) or ``CHECK_CONFIG=full``
+(also this machine, as the entry point does).
 
 What is checked:
 
 - both: composition (unknown keys, bad override syntax, missing defaults), no ``???`` left, every
-  interpolation resolves;
+  interpolation resolves; relative paths in a multi-node run (each node would resolve them on its own
+  disk: checkpoints written where resume never looks);
 - ``sft``: what ``SFTTrainer._build_config`` instantiates (engine, optim, checkpoint, profiler
   dataclasses), the model config when ``model.path`` is a local folder (tokenizer, processor, HF config),
   and the trainer's own preconditions (batch divisibility, token budget, profiler interval, periodic
   validation without a validation set, which crashes verl's loop);
-- ``grpo``: ``verl.utils.config.validate_config`` exactly as ``verl.trainer.main_ppo.main`` calls it, the
-  algorithm and rollout dataclasses, the custom reward function (loaded as verl's reward loop loads
-  it) and the recipe's ``guardreasoner:`` section (``recipe_config.load_guardreasoner_config``, the
-  check ``main_grpo`` runs before Ray starts).
+- ``grpo``: ``verl.utils.config.validate_config`` exactly as ``verl.trainer.main_ppo.main`` calls it,
+  ``trainer.use_v1``, the algorithm and rollout dataclasses, the checks verl makes only at run time
+  (:mod:`recipe.guardreasoner_vl.launch_checks`: mini-batch vs data-parallel size under dynamic batch
+  size, token budget vs the longest sequence, rollout tensor parallel vs GPUs per node), the reward
+  manager and the custom reward function (resolved and loaded as verl's reward loop does) and the
+  recipe's ``guardreasoner:`` section; with a host memory given, a warning when a step's
+  TransferQueue payload (:mod:`recipe.guardreasoner_vl.host_memory`) exceeds it;
+- this machine (``this_machine=True``: the entry points, ``--this-machine``): the model folder exists, is
+  readable and holds a config and weights; the data files exist and are readable; flash-attn is
+  installed where the config needs it (CUDA with ``flash_attention_2`` or padding removal) and vLLM
+  where the rollout is ``vllm``. Without it, what is absent is reported as skipped (the data and the
+  model of a planned pipeline do not exist yet) and what is present is still checked.
 
-What cannot be checked before the data and model exist (a parquet's columns, a hub model) is reported
-as skipped, never silently passed.
+Every problem found is reported at once, one per line, in :class:`ConfigCheckError`.
 """
 
 from __future__ import annotations
@@ -35,27 +48,31 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+
+from recipe.guardreasoner_vl import host_memory, launch_checks, machine_checks
 
 #: Folder of this recipe's Hydra configs.
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
 
 class ConfigCheckError(ValueError):
-    """The config does not compose or does not validate; the message says which entry and why."""
+    """The config does not compose or does not validate; the message names the config and every problem."""
 
 
 @dataclass
 class CheckReport:
-    """What a check covered: the composed config, the checks that passed and the ones skipped (with why)."""
+    """What a check covered: the config, the checks that passed, the ones skipped (with why) and warnings."""
 
     entry: str
     config_name: str
     config: DictConfig
     passed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for logs: ``config ok: sft (guardreasoner_vl_sft): ...``."""
@@ -63,6 +80,21 @@ class CheckReport:
         if self.skipped:
             line += f"; skipped: {'; '.join(self.skipped)}"
         return line
+
+    def check(self, name: str, problems: Sequence[str]) -> None:
+        """Record ``name`` as passed, or its problems."""
+        if problems:
+            self.problems.extend(problems)
+        else:
+            self.passed.append(name)
+
+    def raise_problems(self) -> None:
+        """Raise :class:`ConfigCheckError` listing every problem found so far (none: return)."""
+        if len(self.problems) == 1:
+            raise ConfigCheckError(f"{self.config_name}: {self.problems[0]}")
+        if self.problems:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            raise ConfigCheckError(f"{self.config_name}: {len(self.problems)} problems:\n{lines}")
 
 
 def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -96,7 +128,10 @@ def _in_disabled_section(config: DictConfig, key: str) -> bool:
 
 
 def _check_complete(report: CheckReport) -> None:
-    """No ``???`` left where it will be read and every ``${...}`` resolves (what verl's first access trips on)."""
+    """No ``???`` left where it will be read and every ``${...}`` resolves (what verl's first access trips on).
+
+    Raises at once: nothing else can be checked on an incomplete config.
+    """
     from omegaconf.errors import OmegaConfBaseException
 
     missing = sorted(k for k in OmegaConf.missing_keys(report.config) if not _in_disabled_section(report.config, k))
@@ -115,11 +150,13 @@ def _instantiate(report: CheckReport, key: str) -> None:
 
     section = OmegaConf.select(report.config, key)
     if section is None:
-        raise ConfigCheckError(f"{report.config_name}: section {key} is missing")
+        report.problems.append(f"section {key} is missing")
+        return
     try:
         omega_conf_to_dataclass(section)
     except Exception as err:  # verl raises AssertionError, ValueError, TypeError, Hydra errors...
-        raise ConfigCheckError(f"{report.config_name}: {key} is invalid: {_root_cause(err)}") from err
+        report.problems.append(f"{key} is invalid: {_root_cause(err)}")
+        return
     report.passed.append(key)
 
 
@@ -134,10 +171,6 @@ def _root_cause(err: BaseException) -> str:
         frame = traceback.extract_tb(err.__traceback__)[-1]
         message = f"{Path(frame.filename).name}:{frame.lineno}: {frame.line}"
     return f"{type(err).__name__}: {message}"
-
-
-def _is_local_dir(path: Optional[str]) -> bool:
-    return bool(path) and Path(str(path)).expanduser().is_dir()
 
 
 def _sft_trainer_problems(cfg: DictConfig) -> list[str]:
@@ -184,15 +217,15 @@ def _sft_trainer_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def validate_sft(report: CheckReport) -> None:
-    """The checks ``verl.trainer.sft_trainer`` would run first, minus reading data."""
-    _check_complete(report)
+def validate_sft(report: CheckReport, *, this_machine: bool = False, host_memory_gib: Optional[float] = None) -> None:
+    """The checks ``verl.trainer.sft_trainer`` would run first, plus this machine's files and packages.
+
+    ``host_memory_gib`` is accepted for a uniform signature and unused: the SFT trainer keeps no
+    rollout samples on the host.
+    """
     if not report.config.data.train_files:
-        raise ConfigCheckError(f"{report.config_name}: data.train_files is not set (the R-SFT parquet from build-sft)")
-    problems = _sft_trainer_problems(report.config)
-    if problems:
-        raise ConfigCheckError(f"{report.config_name}: " + "; ".join(problems))
-    report.passed.append("trainer preconditions")
+        report.problems.append("data.train_files is not set (the R-SFT parquet from build-sft)")
+    report.check("trainer preconditions", _sft_trainer_problems(report.config))
     # SFTTrainer._build_config builds exactly these four (and the model, below).
     for key in ("engine", "optim", "checkpoint", "profiler"):
         _instantiate(report, key)
@@ -203,57 +236,96 @@ def validate_sft(report: CheckReport) -> None:
         try:
             load_extern_object(custom.path, custom.name)
         except Exception as err:
-            raise ConfigCheckError(
-                f"{report.config_name}: data.custom_cls {custom.path}:{custom.name} does not load: {_root_cause(err)}"
-            ) from err
-        report.passed.append("data.custom_cls")
-    path = report.config.model.path
-    if _is_local_dir(path):
+            report.problems.append(f"data.custom_cls {custom.path}:{custom.name} does not load: {_root_cause(err)}")
+        else:
+            report.passed.append("data.custom_cls")
+    machine_checks.check_this_machine(report, model_key="model", this_machine=this_machine)
+    if "model folder" in report.passed:
         _instantiate(report, "model")
-    else:
-        report.skipped.append(f"model (model.path={path} is not a local folder yet)")
-    report.skipped.append("data files (read by the trainer)")
 
 
-def validate_grpo(report: CheckReport) -> None:
-    """``verl.trainer.main_ppo.main``'s ``validate_config`` plus the dataclasses its workers build."""
+def validate_grpo(report: CheckReport, *, this_machine: bool = False, host_memory_gib: Optional[float] = None) -> None:
+    """verl's ``main_ppo`` checks, the run-time checks it makes later, the reward, the recipe section."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
     cfg = report.config
-    _check_complete(report)
+    with warnings.catch_warnings():
+        # GRPO has no critic by design; verl warns about it on every call.
+        warnings.filterwarnings("ignore", message="Disabled critic", category=UserWarning)
+        use_critic, use_reference = need_critic(cfg), need_reference_policy(cfg)
+    if not cfg.trainer.get("use_v1", False):
+        report.problems.append("the GuardReasoner trainer extends verl's v1 trainer: set trainer.use_v1=True")
     try:
         with warnings.catch_warnings():
-            # GRPO has no critic by design; verl warns about it on every call.
             warnings.filterwarnings("ignore", message="Disabled critic", category=UserWarning)
-            validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+            validate_config(config=cfg, use_reference_policy=use_reference, use_critic=use_critic)
     except Exception as err:  # verl uses assert and ValueError
-        raise ConfigCheckError(f"{report.config_name}: verl validate_config failed: {_root_cause(err)}") from err
-    report.passed.append("verl validate_config")
+        report.problems.append(f"verl validate_config failed: {_root_cause(err)}")
+    else:
+        report.passed.append("verl validate_config")
     for key in ("algorithm", "actor_rollout_ref.rollout"):
         _instantiate(report, key)
-    # verl's reward loop loads the function only inside a Ray worker; a wrong path surfaces late there.
-    from verl.trainer.ppo.reward import get_custom_reward_fn
-
-    fn_cfg = OmegaConf.select(cfg, "reward.custom_reward_function") or {}
-    if fn_cfg.get("path"):
-        try:
-            get_custom_reward_fn(cfg)
-        except Exception as err:
-            raise ConfigCheckError(
-                f"{report.config_name}: reward function {fn_cfg.path}:{fn_cfg.get('name')} does not load: "
-                f"{_root_cause(err)}"
-            ) from err
-        report.passed.append("reward function")
-    # The recipe's own start-up check (main_grpo.run calls it before Ray starts).
+    report.check("batch layout", launch_checks.grpo_batch_problems(cfg, use_critic=use_critic))
+    report.warnings.extend(launch_checks.batch_padding_warnings(cfg))
+    report.check("rollout layout", launch_checks.rollout_layout_problems(cfg))
+    _check_reward(report)
+    # The recipe's own start-up check (GuardReasonerTrainerMixin runs it again inside Ray).
     from recipe.guardreasoner_vl.recipe_config import SECTION, load_guardreasoner_config
 
     try:
         load_guardreasoner_config(cfg)
     except Exception as err:
-        raise ConfigCheckError(f"{report.config_name}: {SECTION} section is invalid: {_root_cause(err)}") from err
-    report.passed.append(SECTION)
-    report.skipped.append("model and data files (loaded by the workers)")
+        report.problems.append(f"{SECTION} section is invalid: {_root_cause(err)}")
+    else:
+        report.passed.append(SECTION)
+    machine_checks.check_this_machine(report, model_key="actor_rollout_ref.model", this_machine=this_machine)
+    if host_memory_gib is not None:
+        _check_host_memory(report, host_memory_gib)
+
+
+def _check_reward(report: CheckReport) -> None:
+    """Resolve the reward manager and load the custom reward function as verl's reward loop will (inside Ray)."""
+    from verl.trainer.ppo.reward import get_custom_reward_fn, resolve_reward_manager_cls
+
+    cfg = report.config
+    manager = OmegaConf.select(cfg, "reward.reward_manager") or {}
+    try:
+        resolve_reward_manager_cls(cfg)
+    except Exception as err:
+        from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+
+        known = ", ".join(sorted(REWARD_MANAGER))
+        report.problems.append(
+            f"reward manager {manager.get('name')!r} (source {manager.get('source')}) does not resolve:"
+            f" {_root_cause(err)}; registered: {known}"
+        )
+    else:
+        report.passed.append("reward manager")
+    fn_cfg = OmegaConf.select(cfg, "reward.custom_reward_function") or {}
+    if fn_cfg.get("path"):
+        try:
+            get_custom_reward_fn(cfg)
+        except Exception as err:
+            report.problems.append(
+                f"reward function {fn_cfg.path}:{fn_cfg.get('name')} does not load: {_root_cause(err)}"
+            )
+        else:
+            report.passed.append("reward function")
+
+
+def _check_host_memory(report: CheckReport, host_memory_gib: float) -> None:
+    """Warn when a step's TransferQueue payload on the busiest node exceeds the host memory given."""
+    images, max_pixels, source = host_memory.data_image_stats(OmegaConf.select(report.config, "data.train_files"))
+    estimate = host_memory.estimate_step(report.config, images_per_sample=images, max_pixels=max_pixels, source=source)
+    if estimate.node_bytes > host_memory_gib * 2**30:
+        report.warnings.append(
+            f"{estimate.summary()}: more than the {host_memory_gib:g} GiB of host memory per node given. Lower"
+            " data.train_batch_size or actor_rollout_ref.rollout.n, rebuild the RL data with a smaller --max-pixels,"
+            " or add nodes (TransferQueue's storage units are spread over them)"
+        )
+    else:
+        report.passed.append("host memory")
 
 
 @dataclass(frozen=True)
@@ -261,7 +333,7 @@ class Entry:
     """A launchable recipe entry point: its config and its validation."""
 
     config_name: str
-    validate: Callable[[CheckReport], None]
+    validate: Callable[..., None]
 
 
 #: Entry name -> what to compose and how to validate it.
@@ -277,16 +349,53 @@ ALIASES: dict[str, str] = {
 }
 
 
-def check(entry: str, overrides: Sequence[str] = (), *, config_name: Optional[str] = None) -> CheckReport:
-    """Compose ``entry``'s config (or ``config_name``, e.g. the Eco preset) with ``overrides`` and validate it.
-
-    Raises :class:`ConfigCheckError` naming the config and the first failed check.
-    """
+def _entry(entry: str) -> str:
     name = ALIASES.get(entry, entry)
     if name not in ENTRIES:
         raise ConfigCheckError(f"unknown entry {entry!r}; choose from {', '.join(sorted(ENTRIES) + sorted(ALIASES))}")
-    spec = ENTRIES[name]
-    config_name = config_name or spec.config_name
-    report = CheckReport(entry=name, config_name=config_name, config=compose(config_name, overrides))
-    spec.validate(report)
+    return name
+
+
+def validate(
+    config: Any,
+    entry: str,
+    *,
+    config_name: Optional[str] = None,
+    this_machine: bool = True,
+    host_memory_gib: Optional[float] = None,
+) -> CheckReport:
+    """Check ``config`` (a composed or Hydra-given config) for ``entry`` (``sft`` or ``grpo``) before a launch.
+
+    The one validation of the recipe: the entry points call it with ``this_machine=True`` (the model,
+    the data and the packages must be here), ``check-config`` with what it is told. Returns the report
+    (passed, skipped, warnings); raises :class:`ConfigCheckError` listing every problem.
+    """
+    name = _entry(entry)
+    report = CheckReport(entry=name, config_name=config_name or ENTRIES[name].config_name, config=config)
+    _check_complete(report)
+    ENTRIES[name].validate(report, this_machine=this_machine, host_memory_gib=host_memory_gib)
+    report.raise_problems()
     return report
+
+
+def check(
+    entry: str,
+    overrides: Sequence[str] = (),
+    *,
+    config_name: Optional[str] = None,
+    this_machine: bool = False,
+    host_memory_gib: Optional[float] = None,
+) -> CheckReport:
+    """Compose ``entry``'s config (or ``config_name``, e.g. the Eco preset) with ``overrides`` and :func:`validate` it.
+
+    By default only the config is checked (any machine); ``this_machine=True`` checks it as the entry point will.
+    """
+    name = _entry(entry)
+    config_name = config_name or ENTRIES[name].config_name
+    return validate(
+        compose(config_name, overrides),
+        name,
+        config_name=config_name,
+        this_machine=this_machine,
+        host_memory_gib=host_memory_gib,
+    )

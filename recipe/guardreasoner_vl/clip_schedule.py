@@ -11,13 +11,21 @@ that produced the rollouts::
 and every schedule returns ``max(floor, B_s)``. ``s`` is the 1-based training step (verl's
 ``global_steps`` during the actor update) and ``S`` the total number of training steps.
 
-Each schedule is a pure function ``(step, total_steps, *, eps0=0.2, floor=0.0) -> float`` registered
+Why a floor by default (:data:`DEFAULT_FLOOR` = 0.01). The decaying schedules reach exactly 0 at
+``s = S``, and PPO's clipped objective ``max(-A r, -A clip(r, 1 - B, 1 + B))`` then degenerates: for
+the on-policy tokens (``r = 1``) ``clamp`` has no gradient at its bound and ``maximum`` splits the tie,
+so those tokens get half their gradient, and every token that moved at all is clipped. With the floor
+the last update is a real PPO step (full gradient at ``r = 1``, a band of +-1 % around it).
+``floor=0`` reproduces the paper's formula exactly.
+
+Each schedule is a pure function ``(step, total_steps, *, eps0=0.2, floor=0.01) -> float`` registered
 by name, like verl's ``register_policy_loss``: :func:`get_clip_schedule` raises ``ValueError``
 listing the known names. This module imports nothing heavy (the CLI lists values without torch).
 
 Command line::
 
     guardreasoner-vl clip-schedule --total-steps 10
+    guardreasoner-vl clip-schedule --total-steps 10 --floor 0
     guardreasoner-vl clip-schedule --total-steps 100 --schedule cosine --eps0 0.2 --floor 0.02
 """
 
@@ -39,8 +47,9 @@ __all__ = [
 
 #: The paper's initial clip ratio (also verl's default ``actor.clip_ratio``).
 DEFAULT_EPS0 = 0.2
-#: No floor by default: the paper's schedule reaches 0 at the last step.
-DEFAULT_FLOOR = 0.0
+#: Lower bound on the clip ratio, so the last step stays a real PPO step (see the module docstring);
+#: 0 reproduces the paper's formula, which reaches 0 at ``s = S``.
+DEFAULT_FLOOR = 0.01
 
 
 class ClipSchedule(Protocol):

@@ -5,7 +5,9 @@ This is verl's ``main_ppo`` with one class swapped. What differs:
 - the default config is ``config/guardreasoner_vl_grpo.yaml`` (verl's ``ppo_trainer`` plus the
   paper's hyper-parameters and the ``guardreasoner:`` section); ``--config-name
   guardreasoner_vl_eco_grpo`` selects the Eco preset;
-- the ``guardreasoner:`` section is checked on the driver before Ray starts;
+- the config is validated on the driver before Ray starts (:func:`recipe.guardreasoner_vl.check_config.validate`:
+  verl's own ``validate_config``, the checks verl makes only at run time, the reward, the ``guardreasoner:``
+  section, the model folder, the data files and the packages the config needs on this machine);
 - the task runner is :class:`~recipe.guardreasoner_vl.trainer.GuardReasonerTaskRunner`, whose trainer
   adds the per-step dynamic clip and the validation F1 (see :mod:`recipe.guardreasoner_vl.trainer`).
 
@@ -22,9 +24,12 @@ Examples::
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import hydra
+
+logger = logging.getLogger(__name__)
 
 #: The recipe's config folder, relative to this file (Hydra's config_path convention).
 CONFIG_PATH = "config"
@@ -32,23 +37,22 @@ CONFIG_NAME = "guardreasoner_vl_grpo"
 
 
 def run(config: Any) -> None:
-    """Validate ``config`` as verl's ``main_ppo`` does, check the recipe section, then train."""
+    """Validate ``config`` (everything ``check-config --this-machine`` checks), then train as ``main_ppo`` does.
+
+    Raises :class:`~recipe.guardreasoner_vl.check_config.ConfigCheckError` (a ``ValueError``) listing
+    every problem before Ray starts; warnings (padding, host memory against this node's) are logged.
+    """
+    import psutil
     from verl.trainer.main_ppo import run_ppo
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
     from verl.utils.device import auto_set_device
 
-    from recipe.guardreasoner_vl.recipe_config import load_guardreasoner_config
+    from recipe.guardreasoner_vl.check_config import validate
 
     auto_set_device(config)
-    validate_config(
-        config=config,
-        use_reference_policy=need_reference_policy(config),
-        use_critic=need_critic(config),
-    )
-    load_guardreasoner_config(config)
-    if not config.trainer.use_v1:
-        raise ValueError("the GuardReasoner trainer extends verl's v1 trainer: set trainer.use_v1=True")
+    report = validate(config, "grpo", this_machine=True, host_memory_gib=psutil.virtual_memory().total / 2**30)
+    for warning in report.warnings:
+        logger.warning("config: %s", warning)
+    logger.info(report.summary())
 
     from recipe.guardreasoner_vl.trainer import GuardReasonerTaskRunner
 

@@ -148,7 +148,11 @@ def compute_policy_loss_dynamic_clip(
     ::
 
         r_t = exp(log_prob - old_log_prob)
-        L   = agg( max(-A * r_t, -A * clip(r_t, 1 - B_s, 1 + B_s)) )   (+ verl's dual clip for A < 0)
+        L   = agg( max(-A * r_t, -A * clip(r_t, 1 - B_s, 1 + B_s)) )
+
+    verl's ``vanilla`` also applies its dual clip to negative advantages (``min(., -A * clip_ratio_c)``);
+    it is not in the paper's objective, and the recipe's preset turns it off (``clip_ratio_c: 1e9``, a
+    bound the clamped ratio never reaches).
 
     The math is verl's ``vanilla`` loss, called unchanged with a config clipping at ``B_s``
     (:func:`with_clip_eps`); re-implementing it would only let the two drift. All tensors are

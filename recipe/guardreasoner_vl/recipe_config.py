@@ -10,13 +10,12 @@ worker. A misspelt key fails too: Hydra's ``instantiate`` passes it to the datac
 
     guardreasoner:
       _target_: recipe.guardreasoner_vl.recipe_config.GuardReasonerConfig
-      clip_schedule: {_target_: ...ClipScheduleConfig, name: product, eps0: 0.2, floor: 0.0, total_steps: null}
-      reward: {_target_: ...RewardOptionsConfig, beta: 1.0, length_norm: 3072, length_unit: chars,
-               eps: 0.0208333, require_think: null, variant: paper}
+      clip_schedule: {_target_: ...ClipScheduleConfig, name: product, eps0: 0.2, floor: 0.01, total_steps: null}
 
-The reward options reach the reward function through interpolation in the yaml
-(``reward.custom_reward_function.reward_kwargs.beta: ${guardreasoner.reward.beta}``), so they are
-written once and checked here by the reward function itself.
+The reward's options have one home, the place verl reads them from:
+``reward.custom_reward_function.reward_kwargs``. :func:`load_guardreasoner_config` checks them at
+start-up with the reward's own option check (:func:`rewards.guardreasoner_vl.check_options`), so a
+misspelt or bad option fails before Ray starts, naming the key, and no second copy can disagree.
 """
 
 from __future__ import annotations
@@ -32,12 +31,16 @@ from recipe.guardreasoner_vl.clip_schedule import (
     get_clip_schedule,
     validate_schedule_params,
 )
+from recipe.guardreasoner_vl.reward_manager import NAME as TOKEN_LENGTH_MANAGER
 from rewards import guardreasoner_vl as reward_fn
 
-__all__ = ["ClipScheduleConfig", "GuardReasonerConfig", "RewardOptionsConfig", "load_guardreasoner_config"]
+__all__ = ["ClipScheduleConfig", "GuardReasonerConfig", "check_reward_kwargs", "load_guardreasoner_config"]
 
 #: The config section name.
 SECTION = "guardreasoner"
+
+#: The recipe's reward module (``reward.custom_reward_function.path: pkg://rewards.guardreasoner_vl``).
+REWARD_MODULE = reward_fn.__name__
 
 #: Settings the recipe yaml leaves null and a run must set (a ``???`` would not survive the merge over
 #: verl's defaults, which hold example paths).
@@ -52,7 +55,8 @@ class ClipScheduleConfig(BaseConfig):
         name: a schedule of :mod:`recipe.guardreasoner_vl.clip_schedule` (product, linear, cosine,
             constant); ``product`` is the paper's, ``constant`` is stock GRPO.
         eps0: the initial clip ratio, in (0, 1) (paper: 0.2).
-        floor: lower bound on ``B_s``, in [0, eps0] (paper: 0).
+        floor: lower bound on ``B_s``, in [0, eps0] (default 0.01, so the last step is a real PPO
+            step; 0 = the paper's formula, which reaches 0 at the last step).
         total_steps: ``S`` of the schedule; null = the trainer's total training steps.
     """
 
@@ -75,61 +79,42 @@ class ClipScheduleConfig(BaseConfig):
 
 
 @dataclass
-class RewardOptionsConfig(BaseConfig):
-    """Options of :func:`rewards.guardreasoner_vl.compute_score` (docs/reward.md has their meaning).
-
-    Args:
-        beta: length cap (paper 1.0; Eco 1/6).
-        length_norm: l_norm = length / length_norm (released code: 3072).
-        length_unit: ``chars`` (released code) or ``tokens`` (needs the token-length reward manager).
-        eps: floor on l_norm, so an empty output never divides by zero.
-        require_think: whether the format gate needs the think block; null = the variant's default.
-        variant: ``paper`` or ``released`` (ablation).
-    """
-
-    beta: float = reward_fn.BETA
-    length_norm: float = reward_fn.LENGTH_NORM
-    length_unit: str = "chars"
-    eps: float = reward_fn.EPS
-    require_think: Optional[bool] = None
-    variant: str = "paper"
-
-    def __post_init__(self) -> None:
-        # Validate by calling the reward itself on a dummy sample: one source of truth for the rules.
-        tokens = {"response_length_tokens": 0} if self.length_unit == "tokens" else {}
-        try:
-            reward_fn.compute_score(
-                "config-check", "", "Request: harmful\nResponse: None", None, **self.as_kwargs(), **tokens
-            )
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{SECTION}.reward: {err}") from None
-
-    def as_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``compute_score`` (what ``reward_kwargs`` must hold)."""
-        return {
-            "beta": self.beta,
-            "length_norm": self.length_norm,
-            "length_unit": self.length_unit,
-            "eps": self.eps,
-            "require_think": self.require_think,
-            "variant": self.variant,
-        }
-
-
-@dataclass
 class GuardReasonerConfig(BaseConfig):
     """The ``guardreasoner:`` section: recipe settings verl's own sections cannot hold."""
 
     clip_schedule: ClipScheduleConfig = field(default_factory=ClipScheduleConfig)
-    reward: RewardOptionsConfig = field(default_factory=RewardOptionsConfig)
+
+
+def check_reward_kwargs(config: Any) -> None:
+    """Check ``reward.custom_reward_function.reward_kwargs`` when the recipe's reward is configured.
+
+    Uses the reward's own option check, so the rules live in one place; errors name the config key.
+    ``length_unit: tokens`` also needs the reward manager that passes token counts (else every reward
+    call would fail, minutes into the run).
+    """
+    from omegaconf import OmegaConf
+
+    fn_cfg = OmegaConf.select(config, "reward.custom_reward_function") or {}
+    if not str(fn_cfg.get("path") or "").endswith(REWARD_MODULE):
+        return  # another reward: its options are its own business
+    kwargs = OmegaConf.to_container(fn_cfg.get("reward_kwargs") or OmegaConf.create({}), resolve=True)
+    try:
+        reward_fn.check_options(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"reward.custom_reward_function.reward_kwargs: {err}") from None
+    manager = OmegaConf.select(config, "reward.reward_manager.name", default=None)
+    if kwargs.get("length_unit") == "tokens" and manager != TOKEN_LENGTH_MANAGER:
+        raise ValueError(
+            "reward.custom_reward_function.reward_kwargs.length_unit=tokens needs "
+            f"reward.reward_manager.name={TOKEN_LENGTH_MANAGER} (got {manager!r}): only it passes the token count"
+        )
 
 
 def load_guardreasoner_config(config: Any) -> GuardReasonerConfig:
     """Build and check the section from a full (Hydra) config; a missing section is an error.
 
-    Also checks that the paths of :data:`REQUIRED_KEYS` are set, and that ``reward.custom_reward_function.reward_kwargs`` agrees with the section when the
-    recipe's reward is configured (an override of one and not the other would otherwise train with
-    a reward other than the logged config says).
+    Also checks that the paths of :data:`REQUIRED_KEYS` are set and the reward options
+    (:func:`check_reward_kwargs`).
     """
     from omegaconf import OmegaConf
 
@@ -147,17 +132,5 @@ def load_guardreasoner_config(config: Any) -> GuardReasonerConfig:
     recipe_cfg = omega_conf_to_dataclass(section)
     if not isinstance(recipe_cfg, GuardReasonerConfig):
         raise ValueError(f"{SECTION}._target_ must build a GuardReasonerConfig, got {type(recipe_cfg).__name__}")
-
-    fn_cfg = OmegaConf.select(config, "reward.custom_reward_function") or {}
-    if str(fn_cfg.get("path") or "").endswith("rewards.guardreasoner_vl"):
-        given = dict(fn_cfg.get("reward_kwargs") or {})
-        expected = recipe_cfg.reward.as_kwargs()
-        differing = sorted(k for k in expected if k in given and given[k] != expected[k])
-        missing = sorted(k for k in expected if k not in given)
-        if differing or missing:
-            raise ValueError(
-                "reward.custom_reward_function.reward_kwargs disagrees with guardreasoner.reward "
-                f"(differing: {differing}, missing: {missing}); set the options under guardreasoner.reward, "
-                "reward_kwargs interpolates them"
-            )
+    check_reward_kwargs(config)
     return recipe_cfg
