@@ -470,6 +470,7 @@ def test_every_script_has_help(script):
     assert proc.returncode == 0 and "usage:" in proc.stdout, proc.stderr
 
 
+@pytest.mark.e2e  # verl in fresh interpreters
 @pytest.mark.slow
 def test_the_recipe_plugin_loads_through_verls_module_list_without_an_install():
     """How the bare GPU host loads it (no entry point there): entry points off, module list on."""
@@ -505,7 +506,8 @@ def test_the_gpu_resume_runs_config_passes_the_config_check(tiny_model_dir, tmp_
     from benchmarks.gpu import grpo_resume
 
     shared = grpo_resume.run_overrides("cuda", tiny_model_dir, tmp_path / "t.parquet", tmp_path / "v.parquet", tmp_path)
-    config = grpo_resume.checked_config([*shared, *grpo_resume.resumed_run(tmp_path / "global_step_2")])
+    # any machine: the GPU run's model, data and packages are not here
+    config = grpo_resume.checked_config([*shared, *grpo_resume.resumed_run(tmp_path / "global_step_2")], this_machine=False)
     rollout, model = config.actor_rollout_ref.rollout, config.actor_rollout_ref.model
     assert (rollout.name, config.trainer.n_gpus_per_node, config.trainer.device) == ("hf", 1, "cuda")
     assert model.override_config.attn_implementation == "sdpa" and model.use_remove_padding is False
@@ -520,6 +522,7 @@ def test_the_gpu_resume_runs_config_passes_the_config_check(tiny_model_dir, tmp_
     }
 
 
+@pytest.mark.e2e  # runs the launch script's config check: verl in a fresh interpreter
 @pytest.mark.slow
 def test_the_vllm_smoke_config_through_run_grpo_sh_passes_the_config_check(tiny_model_dir, tmp_path, capsys):
     from benchmarks.gpu import smoke_vllm
@@ -531,11 +534,13 @@ def test_the_vllm_smoke_config_through_run_grpo_sh_passes_the_config_check(tiny_
     assert "rollout vllm" in out and "clip schedule {1: " in out
 
 
+@pytest.mark.e2e  # runs the launch script's config check: verl in a fresh interpreter
 @pytest.mark.slow
 def test_the_gpu_sft_overrides_pass_run_sft_sh_config_check(tiny_model_dir, tmp_path):
     from benchmarks.gpu.sft_steps import CUDA_OVERRIDES, STEPS
 
     env = {**os.environ, "CHECK_CONFIG": "1", "PYTHON": sys.executable, "GPUS_PER_NODE": "1", "TRAIN_BATCH_SIZE": "8",
+           "OPTIMIZER_OFFLOAD": "False",
            "MODEL_PATH": str(tiny_model_dir), "TRAIN_FILES": str(tmp_path / "x.parquet")}
     proc = subprocess.run(
         ["bash", str(REPO_ROOT / "examples" / "sft" / "run_sft.sh"), f"trainer.total_training_steps={STEPS}",

@@ -136,12 +136,13 @@ def resumed_run(checkpoint: Path) -> list[str]:
     ]
 
 
-def checked_config(overrides: Sequence[str]) -> Any:
-    """The composed run config, through the project's config check: a bad override fails here, before
-    anything starts."""
+def checked_config(overrides: Sequence[str], *, this_machine: bool = True) -> Any:
+    """The composed run config, through the project's config check as the entry point runs it (the model
+    folder, the data and the packages the config needs must be on this machine): a bad override or a
+    missing piece fails here, before Ray starts."""
     from recipe.guardreasoner_vl.check_config import check
 
-    return check("grpo", list(overrides), config_name=CONFIG_NAME).config
+    return check("grpo", list(overrides), config_name=CONFIG_NAME, this_machine=this_machine).config
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -7,14 +7,18 @@ flash-attention, padding removal), the bundled sample as data. Small sizes: 8 pr
 responses up to 256 tokens, validation at step 2 on two mini benchmarks.
 
 Before anything starts it composes the exact config ``run_grpo.sh`` would launch (its
-``PRINT_OVERRIDES=1``) and passes it through the project's config check (its ``CHECK_CONFIG=1``).
+``PRINT_OVERRIDES=1``) and passes it through the project's config check as the entry point will run it
+(``CHECK_CONFIG=full``: also the model folder, the data, vLLM and flash-attn on this machine). The
+launch script's own defaults stay, its actor offload rule included (on for 3B on one GPU: the actor's
+states and vLLM's share would not fit 80 GB together; ``ACTOR_OFFLOAD=False`` turns it off).
 After the run it checks, from verl's own metrics (``figures.py``, shared with ``grpo_resume.py``):
 both steps trained; ``actor/clip_eps`` equals the dynamic-clip schedule at each step; every key of the
 reward (``rewards.guardreasoner_vl.REWARD_KEYS``) is logged per validation source; every source has its
 F1. It prints ONE JSON line of figures (step time and its split, rollout and update tokens/s, peak
 memory) and the checks, and exits 1 if a check failed.
 
-``--check-only`` stops after the config check (no GPU needed; the test suite runs it on a CPU).
+``--check-only`` stops after the config check of the config alone (``CHECK_CONFIG=1``: no GPU, vLLM or
+flash-attn needed; the test suite runs it on a CPU).
 ``DEVICE=cpu`` runs the same through the CPU backend (tiny model, ``hf`` rollout instead of vLLM): the
 rehearsal of everything but vLLM.
 
@@ -77,7 +81,8 @@ def script_env(device: str, model: Path, train: Path, val: Path, work: Path, bas
         "PYTHON": sys.executable,
         "GPUS_PER_NODE": "1",
         "NNODES": "1",
-        "MODEL_SIZE": "3b",
+        # Names the run and picks run_grpo.sh's offload rule; a 7B folder wants MODEL_SIZE=7b.
+        "MODEL_SIZE": base.get("MODEL_SIZE", "3b"),
         "MODEL_PATH": str(model),
         "TRAIN_FILES": str(train),
         "VAL_FILES": str(val),
@@ -97,10 +102,12 @@ def composed(env: dict, overrides: Sequence[str]) -> tuple[str, list[str]]:
     return name, lines
 
 
-def config_check(env: dict, overrides: Sequence[str]) -> str:
-    """run_grpo.sh's own config check (CHECK_CONFIG=1) on the smoke run's overrides."""
+def config_check(env: dict, overrides: Sequence[str], *, this_machine: bool) -> str:
+    """run_grpo.sh's own config check on the smoke run's overrides: ``CHECK_CONFIG=full`` (also this
+    machine: model folder, data, vLLM and flash-attn installed) before a run, ``1`` (any machine) else."""
+    mode = "full" if this_machine else "1"
     proc = subprocess.run(
-        ["bash", str(RUN_GRPO), *overrides], env={**env, "CHECK_CONFIG": "1"}, capture_output=True, text=True, cwd=REPO_ROOT
+        ["bash", str(RUN_GRPO), *overrides], env={**env, "CHECK_CONFIG": mode}, capture_output=True, text=True, cwd=REPO_ROOT
     )
     if proc.returncode != 0:
         raise SystemExit(f"smoke_vllm.py: the config check refused the smoke config:\n{(proc.stdout + proc.stderr)[-3000:]}")
@@ -130,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     overrides = smoke_overrides(device, metrics)
 
     config_name, launched = composed(env, overrides)
-    checked = config_check(env, overrides)
+    checked = config_check(env, overrides, this_machine=not args.check_only)
     print(f"[smoke] {checked}", flush=True)
     from recipe.guardreasoner_vl.check_config import compose
 
@@ -156,7 +163,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         device=figures.device_name(device),
         model=str(model),
         config=config_name,
-        settings={"prompts_per_step": prompts, "samples_per_prompt": samples, "max_response_tokens": response},
+        settings={
+            "prompts_per_step": prompts,
+            "samples_per_prompt": samples,
+            "max_response_tokens": response,
+            "gpu_memory_utilization": config.actor_rollout_ref.rollout.gpu_memory_utilization,
+            "actor_offload": config.actor_rollout_ref.actor.fsdp_config.param_offload,
+        },
         rollout=rollout,
         versions=figures.versions(),
     )
