@@ -44,8 +44,8 @@ DEFAULT_WHEELS = REPO_ROOT / ".gpu_wheels" / "host"
 DEFAULT_SITE = REPO_ROOT / ".gpu_site"
 STAMP = ".installed.json"
 
-#: What the trainer imports, checked after the install with the carried packages first on the path
-#: (``VERL_USE_EXTERNAL_MODULES`` loads the recipe's plugin as the uninstalled checkout needs).
+#: What the trainer imports, checked after the install in the environment ``env.sh`` gives every later
+#: command (the carried packages first on the path; the recipe's plugin loaded through verl's module list).
 IMPORT_CHECK = """
 import importlib, importlib.metadata, json
 mods = ["verl", "ray", "transfer_queue", "transformers", "tokenizers", "tensordict", "hydra", "omegaconf",
@@ -66,14 +66,6 @@ print(json.dumps(found))
 
 def manifest_digest(manifest: chunks.Manifest) -> str:
     return hashlib.sha256(manifest.to_json().encode()).hexdigest()
-
-
-def carried_env(site: Path) -> dict[str, str]:
-    """The environment every command on the host runs with (what ``env.sh`` sets)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), str(site), env.get("PYTHONPATH")]))
-    env["VERL_USE_EXTERNAL_MODULES"] = "recipe.guardreasoner_vl.plugin"
-    return env
 
 
 def install(wheels: Sequence[Path], site: Path, digest: str) -> bool:
@@ -105,8 +97,11 @@ def _canonical(name: str) -> str:
 def check_imports(site: Path, manifest: chunks.Manifest) -> dict[str, dict]:
     """Import the trainer with the carried set; a module of a carried wheel must come from ``site``
     (not from the host's own, possibly other, version)."""
+    # Through env.sh, as every later command runs: one definition of the host's environment.
+    script = f'source "{HERE / "env.sh"}" && exec "$0" -c "$1"'
     proc = subprocess.run(
-        [sys.executable, "-c", IMPORT_CHECK], env=carried_env(site), cwd=REPO_ROOT, capture_output=True, text=True
+        ["bash", "-c", script, sys.executable, IMPORT_CHECK],
+        env={**os.environ, "GPU_SITE": str(site)}, cwd=REPO_ROOT, capture_output=True, text=True,
     )
     if proc.returncode != 0:
         raise SystemExit(f"host_install.py: the import check failed:\n{proc.stderr[-4000:]}")
