@@ -18,8 +18,8 @@ outside (``monitor.py``).
 It prints ONE JSON line (and writes it, indented, to ``--json``): per step the time split into rollout,
 old log-prob and update (plus weight sync and checkpoint), rollout and update tokens/s, peak GPU
 memory; host memory; ``actor/clip_eps`` per step next to the schedule's value, for the resumed step
-too; reward mean; the validation F1. It exits 1 if a step is missing or a clip differs from the
-schedule.
+too; reward mean; the validation F1. It exits 1, listing the problems, if a run failed, a step is
+missing, a clip differs from the schedule, or the validation lacks a reward key or an F1.
 
 Usage (from the repository root; ``run.sh`` puts the carried wheels on the path)::
 
