@@ -75,7 +75,8 @@ def pipeline(tmp_path_factory, tiny_model_dir, sample_dir):
         "OMP_NUM_THREADS": "1",
         # R-SFT: batches of 4 rows, two steps.
         "TRAIN_BATCH_SIZE": "4",
-        "SFT_ARGS": "trainer.total_training_steps=2 data.use_dynamic_bsz=False data.micro_batch_size_per_gpu=2",
+        # One row per micro-batch: text-only micro-batches occur (the verl fix's text-only path) next to image ones.
+        "SFT_ARGS": "trainer.total_training_steps=2 data.use_dynamic_bsz=False data.micro_batch_size_per_gpu=1",
         "MINE_BACKEND": "hf",
         "MINE_K": "2",
         "MINE_ARGS": "--max-new-tokens 8 --device cpu --max-pixels 12544",
@@ -110,22 +111,38 @@ def test_every_step_ran_and_handed_over_its_outputs(pipeline):
 
 
 def test_sft_step_trained_through_torchrun_and_exported_a_loadable_model(pipeline, tiny_model_dir):
+    """run_sft.sh -> torchrun (1 process, gloo) -> the recipe's SFT trainer -> checkpoint -> export-hf."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from recipe.guardreasoner_vl import export_hf
+
     run_dir, log, _ = pipeline
     losses = {int(m[1]): float(m[2]) for m in re.finditer(r"step:(\d+) - .*?train/loss:([0-9.eE+-]+)", log)}
     assert sorted(losses) == [1, 2] and all(math.isfinite(v) and v > 0 for v in losses.values())
     ckpt = run_dir / "checkpoints" / "r-sft"
-    assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
-
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
+    assert (ckpt / export_hf.TRACKER_FILE).read_text().strip() == "2"
     model_dir = run_dir / "models" / "r-sft"
+    assert json.loads((model_dir / export_hf.SOURCE_FILE).read_text())["checkpoint"].endswith("global_step_2")
+    assert not model_dir.with_name("r-sft.incomplete").exists()
+
     processor = AutoProcessor.from_pretrained(model_dir)
     assert processor.image_processor is not None and processor.tokenizer is not None
     exported = AutoModelForImageTextToText.from_pretrained(model_dir).state_dict()
     initial = AutoModelForImageTextToText.from_pretrained(tiny_model_dir).state_dict()
-    assert set(exported) == set(initial)
-    assert any(not torch.equal(exported[k].float(), initial[k].float()) for k in exported), "R-SFT changed nothing"
+    # The rank-0 shard of a 1-process run is the whole trained model, in the transformers module names.
+    shard = torch.load(ckpt / "global_step_2" / "model_world_size_1_rank_0.pt", map_location="cpu", weights_only=False)
+    trained = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).float() for k, v in shard.items()}
+    assert set(trained) == set(exported) == set(initial)
+    for key, value in trained.items():  # the export holds the trained weights, up to bf16 rounding
+        torch.testing.assert_close(exported[key].float(), value, atol=1e-2, rtol=1e-2, msg=key)
+    changed = {k for k in trained if not torch.equal(trained[k], initial[k].float())}
+    # The released R-SFT: the language model moved, the vision tower and projector stayed frozen.
+    visual = {k for k in trained if ".visual." in k or k.startswith("visual.")}
+    assert visual and any(".merger." in k for k in visual)
+    assert not changed & visual, sorted(changed & visual)[:5]
+    assert any("language_model" in k or "lm_head" in k for k in changed), sorted(changed)[:5]
+    assert "R-SFT:" in log and "parameters frozen" in log
 
 
 def test_mining_judged_every_corpus_row_with_the_sft_model(pipeline, sample_dir):

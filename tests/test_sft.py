@@ -1,16 +1,12 @@
-"""R-SFT on verl's SFT trainer: the mixed-batch dataset fix, the config checker, the HF export, and
-(``e2e``) a real ``torchrun`` of ``examples/sft/run_sft.sh`` on the tiny model through the CPU backend."""
+"""R-SFT on verl's SFT trainer: the mixed-batch dataset fix, the config checker and the HF export.
+
+The real ``torchrun`` of ``examples/sft/run_sft.sh`` on the tiny model (the recipe's SFT trainer, the
+frozen vision tower, the checkpoint and its export) runs as the pipeline's R-SFT step in
+``tests/test_pipeline_e2e.py``."""
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,8 +22,6 @@ from cli import main as cli  # noqa: E402
 from recipe.guardreasoner_vl import check_config, export_hf  # noqa: E402
 from rewards.grammar import format_output  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 
 
 def _records() -> list[GuardRecord]:
@@ -242,69 +236,3 @@ def test_freeze_vision_picks_the_tower_and_the_projector(tiny_model_dir, tower, 
     assert set(frozen) == set(tower_names * tower + projector_names * projector)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable.isdisjoint(frozen) and any("language_model" in n for n in trainable)
-
-
-# ------------------------------------------------------------------------------------ end to end
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.mark.e2e
-def test_run_sft_script_trains_on_cpu_and_exports_a_loadable_model(sft_parquet, tiny_model_dir, tmp_path):
-    """examples/sft/run_sft.sh -> torchrun (1 process, gloo) -> verl SFTTrainer -> checkpoints -> HF folder."""
-    ckpt = tmp_path / "ckpt"
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHON": sys.executable,
-        "DEVICE": "cpu",
-        "GPUS_PER_NODE": "1",
-        "MASTER_PORT": str(_free_port()),
-        "MODEL_PATH": str(tiny_model_dir),
-        "TRAIN_FILES": str(sft_parquet),
-        "TRAIN_BATCH_SIZE": "4",
-        "EPOCHS": "2",
-        "CKPT_DIR": str(ckpt),
-        "WANDB_MODE": "disabled",
-    }
-    proc = subprocess.run(
-        # One row per micro-batch: text-only micro-batches occur (verl_fixes' text-only path) next to image ones.
-        ["bash", "examples/sft/run_sft.sh", "data.use_dynamic_bsz=False", "data.micro_batch_size_per_gpu=1"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-    )
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
-
-    # One step per epoch (4 rows, batch 4: every step mixes text and image rows), both logged.
-    losses = {int(m[1]): float(m[2]) for m in re.finditer(r"step:(\d+) - .*?train/loss:([0-9.eE+-]+)", log)}
-    assert sorted(losses) == [1, 2] and all(math.isfinite(v) and v > 0 for v in losses.values())
-    # after_each_epoch saving, then the tracker points at the last step.
-    assert (ckpt / export_hf.TRACKER_FILE).read_text().strip() == "2"
-    assert (ckpt / "global_step_1").is_dir() and (ckpt / "global_step_2" / "huggingface").is_dir()
-
-    out = export_hf.export_checkpoint(ckpt, tmp_path / "hf")
-    assert not (tmp_path / "hf.incomplete").exists()
-    assert json.loads((out / export_hf.SOURCE_FILE).read_text())["checkpoint"].endswith("global_step_2")
-
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(out)
-    assert processor.image_processor is not None and processor.tokenizer is not None
-    exported = AutoModelForImageTextToText.from_pretrained(out).state_dict()
-    initial = AutoModelForImageTextToText.from_pretrained(tiny_model_dir).state_dict()
-    # The rank-0 shard of a 1-process run is the whole trained model, in the transformers module names.
-    shard = torch.load(ckpt / "global_step_2" / "model_world_size_1_rank_0.pt", map_location="cpu", weights_only=False)
-    trained = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).float() for k, v in shard.items()}
-    assert set(trained) == set(exported) == set(initial)
-    for key, value in trained.items():  # the export holds the trained weights, up to bf16 rounding
-        torch.testing.assert_close(exported[key].float(), value, atol=1e-2, rtol=1e-2, msg=key)
-    changed = {k for k in trained if not torch.equal(trained[k], initial[k].float())}
-    # The released R-SFT: the language model moved, the vision tower and projector stayed frozen.
-    visual = {k for k in trained if ".visual." in k or k.startswith("visual.")}
-    assert visual and any(".merger." in k for k in visual)
-    assert not changed & visual, sorted(changed & visual)[:5]
-    assert any("language_model" in k or "lm_head" in k for k in changed), sorted(changed)[:5]
-    assert "R-SFT:" in log and "parameters frozen" in log
-    shutil.rmtree(ckpt)
